@@ -1,0 +1,46 @@
+"""Test harness: every ``async def`` test runs once under asyncio and once under trio.
+
+pytest-asyncio (strict mode) runs the ``[asyncio]`` copy, pytest-trio the ``[trio]`` copy; ``-k trio`` or
+``-k asyncio`` selects one backend. A test that needs to know which one it is on asks for the ``backend``
+fixture. Sync tests are left alone (``backend`` is ``None`` for them).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import pytest
+
+BACKENDS = ("asyncio", "trio")
+_MARKS = {"asyncio": pytest.mark.asyncio, "trio": pytest.mark.trio}
+
+
+def _selected_backends() -> tuple[str, ...]:
+    chosen = os.environ.get("COMPAT_TEST_BACKENDS")
+    if not chosen:
+        return BACKENDS
+    names = tuple(name.strip() for name in chosen.split(",") if name.strip())
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"COMPAT_TEST_BACKENDS has unknown backend(s) {unknown}; use {BACKENDS}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not inspect.iscoroutinefunction(metafunc.function):
+        return
+    if metafunc.definition.get_closest_marker("asyncio") or metafunc.definition.get_closest_marker("trio"):
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: don't mark async tests by hand; the harness runs them on both backends"
+        )
+    metafunc.parametrize(
+        "backend",
+        [pytest.param(name, marks=_MARKS[name], id=name) for name in _selected_backends()],
+    )
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest) -> str | None:
+    """The async library this test runs under (``"asyncio"`` / ``"trio"``), or None for a sync test."""
+    return getattr(request, "param", None)
