@@ -1,0 +1,244 @@
+"""Lock, Event and CapacityLimiter: native objects, bound on first use, rebound when idle.
+
+Each wrapper holds one native object (``asyncio.Lock`` / ``trio.Lock``, ...) and delegates to it; the backend is
+decided once, when the object is first used, and cached. Two cheap guards keep the rebinding promise of SPEC §3
+without asking sniffio on every call:
+
+* **backend switch** — every operation compares ``sniffio.thread_local.name`` (``"trio"`` while ``trio.run`` runs,
+  ``None`` otherwise) with its value at binding time: one attribute read. On a change an *idle* object is rebound
+  to the new backend (keeping an Event's flag); a busy one raises ``RuntimeError``.
+* **new asyncio loop** — asyncio's primitives only need a loop to create a waiter future, so the check runs only on
+  the contended path: if the native object is bound to a loop other than the running one and has no pending
+  waiters, its stale binding is dropped (``_loop = None``) and asyncio binds it to the running loop.
+
+``__aenter__``/``__aexit__`` return the native awaitables directly, so a wrapper adds no coroutine frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Generator
+from types import TracebackType
+from typing import Any
+
+from ._backend import _thread_local, current_backend, trio_module
+
+_UNBOUND = object()
+
+
+class _Completed:
+    """An awaitable that finishes at once without yielding: what a sync ``release()`` hands to ``async with``."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return _EXHAUSTED  # an exhausted iterator: ``await`` sees StopIteration(None) immediately
+
+
+_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
+next(_EXHAUSTED, None)
+_COMPLETED = _Completed()
+
+
+def _drop_stale_loop(native: Any) -> None:
+    """Let an idle asyncio primitive bound to a finished loop bind to the running one (contended path only)."""
+    loop = native._loop
+    if loop is None or loop is asyncio.get_running_loop():
+        return
+    waiters = native._waiters or ()
+    if all(waiter.done() for waiter in waiters):
+        native._loop = None
+
+
+class _Bound:
+    """Shared binding logic: ``_native`` plus the ``thread_local.name`` it was bound under."""
+
+    __slots__ = ("_native", "_bound_under", "_backend", "_asyncio")
+
+    def __init__(self) -> None:
+        self._native: Any = None
+        self._bound_under: object = _UNBOUND
+        self._backend = ""
+        self._asyncio = False
+
+    def _bind(self) -> Any:
+        backend = current_backend()
+        if self._native is not None and backend != self._backend:
+            if not self._idle():
+                raise RuntimeError(
+                    f"this compat.{type(self).__name__} is in use under {self._backend}; "
+                    f"it can only move to {backend} once it is idle (released, no waiters)"
+                )
+            self._native = self._make(backend, self._native)
+        elif self._native is None:
+            self._native = self._make(backend, None)
+        self._backend = backend
+        self._asyncio = backend == "asyncio"
+        self._bound_under = _thread_local.name
+        return self._native
+
+    def _make(self, backend: str, previous: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _idle(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class Lock(_Bound):
+    """A mutual-exclusion lock: ``async with lock:``. FIFO-fair on both backends.
+
+    Native semantics are kept (see the table in ``compat``): on trio acquiring is always a checkpoint and only
+    the owner may release; on asyncio an uncontended acquire does not yield and no owner is checked.
+    """
+
+    __slots__ = ()
+
+    def _make(self, backend: str, previous: Any) -> Any:
+        return trio_module().Lock() if backend == "trio" else asyncio.Lock()
+
+    def _idle(self) -> bool:
+        return not self._native.locked() and not self._has_waiters()
+
+    def _has_waiters(self) -> bool:
+        if self._backend == "trio":
+            return bool(self._native.statistics().tasks_waiting)
+        return any(not waiter.done() for waiter in self._native._waiters or ())
+
+    def acquire(self) -> Awaitable[Any]:
+        """Acquire the lock (prefer ``async with``)."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and native._locked:
+            _drop_stale_loop(native)
+        return native.acquire()  # type: ignore[no-any-return]
+
+    __aenter__ = acquire
+
+    def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[None]:
+        self._native.release()
+        return _COMPLETED
+
+    def release(self) -> None:
+        """Release the lock (trio: only from the owning task)."""
+        if self._native is None:
+            raise RuntimeError("release() of a compat.Lock that was never acquired")
+        self._native.release()
+
+    def locked(self) -> bool:
+        """True while some task holds the lock."""
+        return self._native is not None and bool(self._native.locked())
+
+
+class Event(_Bound):
+    """A one-shot flag: ``set()``, ``is_set()``, ``await wait()``. ``set()`` works before first use."""
+
+    __slots__ = ("_flag",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._flag = False
+
+    def _make(self, backend: str, previous: Any) -> Any:
+        native = trio_module().Event() if backend == "trio" else asyncio.Event()
+        if self._flag or (previous is not None and previous.is_set()):
+            native.set()
+        return native
+
+    def _idle(self) -> bool:
+        if self._backend == "trio":
+            return not self._native.statistics().tasks_waiting
+        return all(waiter.done() for waiter in self._native._waiters)
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter (sync; safe before the event was ever awaited)."""
+        self._flag = True
+        if self._native is not None:
+            self._native.set()
+
+    def is_set(self) -> bool:
+        """True once :meth:`set` was called."""
+        return self._flag
+
+    def wait(self) -> Awaitable[Any]:
+        """Wait until the flag is set (returns at once if it already is; on trio that is still a checkpoint)."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and not native._value:
+            _drop_stale_loop(native)
+        return native.wait()  # type: ignore[no-any-return]
+
+
+class CapacityLimiter(_Bound):
+    """At most ``total_tokens`` holders at once: ``async with limiter:``.
+
+    asyncio: an ``asyncio.Semaphore`` (FIFO; a task may hold several tokens). trio: ``trio.CapacityLimiter``
+    (one token per task; acquiring twice in one task raises ``RuntimeError``).
+    """
+
+    __slots__ = ("_total",)
+
+    def __init__(self, total_tokens: int | float) -> None:
+        valid_int = isinstance(total_tokens, int) and not isinstance(total_tokens, bool) and total_tokens >= 1
+        if not valid_int and total_tokens != math.inf:
+            raise ValueError(f"CapacityLimiter total_tokens must be an int >= 1 (or math.inf), got {total_tokens!r}")
+        super().__init__()
+        self._total = total_tokens
+
+    def _make(self, backend: str, previous: Any) -> Any:
+        if backend == "trio":
+            return trio_module().CapacityLimiter(self._total)
+        return asyncio.Semaphore(self._semaphore_size())
+
+    def _semaphore_size(self) -> int:
+        return 2**62 if self._total == math.inf else int(self._total)
+
+    def _idle(self) -> bool:
+        return self.borrowed_tokens == 0
+
+    def native(self) -> Any:
+        """The bound native object (``asyncio.Semaphore`` / ``trio.CapacityLimiter``), binding it if needed."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and native._value <= 0:
+            _drop_stale_loop(native)
+        return native
+
+    def __aenter__(self) -> Awaitable[Any]:
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and native._value <= 0:
+            _drop_stale_loop(native)
+        return native.acquire()  # type: ignore[no-any-return]
+
+    def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[None]:
+        self._native.release()
+        return _COMPLETED
+
+    @property
+    def total_tokens(self) -> int | float:
+        """How many holders are allowed at once."""
+        return self._total
+
+    @property
+    def borrowed_tokens(self) -> int:
+        """How many tokens are held right now."""
+        native = self._native
+        if native is None:
+            return 0
+        if self._backend == "trio":
+            return int(native.borrowed_tokens)
+        return int(self._semaphore_size() - native._value)
+
+    @property
+    def available_tokens(self) -> int | float:
+        """``total_tokens - borrowed_tokens``."""
+        return self._total - self.borrowed_tokens

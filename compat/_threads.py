@@ -1,0 +1,63 @@
+"""``run_sync``: call a blocking function in a worker thread, the same way on both backends.
+
+The worker runs in a copy of the caller's context with sniffio's context variable reset, so library detection in
+the thread says "no async library" instead of a leaked ``"asyncio"`` (anyio.run sets that variable). The call is
+not cancellable unless ``abandon_on_cancel=True`` (trio's and anyio's default): a cancelled caller waits for the
+thread to finish and then sees the cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sniffio
+
+from ._backend import is_trio, trio_module
+from ._sync import CapacityLimiter
+from ._tasks import _await_through_cancellation
+
+T = TypeVar("T")
+
+
+def _call_without_async_library(fn: Callable[..., T], *args: Any) -> T:
+    sniffio.current_async_library_cvar.set(None)
+    return fn(*args)
+
+
+async def _run_in_executor(fn: Callable[..., T], args: tuple[Any, ...], abandon_on_cancel: bool) -> T:
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, _call_without_async_library, fn, *args)
+    future = loop.run_in_executor(None, call)
+    if abandon_on_cancel:
+        return await future
+    return await _await_through_cancellation(future)
+
+
+async def run_sync(
+    fn: Callable[..., T],
+    *args: Any,
+    limiter: CapacityLimiter | None = None,
+    abandon_on_cancel: bool = False,
+) -> T:
+    """Run ``fn(*args)`` in a worker thread and return its result (or raise its exception).
+
+    ``limiter`` bounds how many calls run at once (trio's default limiter allows 40; asyncio's default executor
+    ``min(32, cpus + 4)``). With ``abandon_on_cancel=True`` a cancelled caller returns at once and the thread is
+    left to finish on its own; its result is discarded.
+    """
+    if is_trio():
+        native_limiter = limiter.native() if limiter is not None else None
+        return await trio_module().to_thread.run_sync(  # type: ignore[no-any-return]
+            functools.partial(_call_without_async_library, fn, *args),
+            abandon_on_cancel=abandon_on_cancel,
+            limiter=native_limiter,
+        )
+    if limiter is None:
+        return await _run_in_executor(fn, args, abandon_on_cancel)
+    async with limiter:
+        return await _run_in_executor(fn, args, abandon_on_cancel)

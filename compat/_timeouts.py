@@ -1,0 +1,178 @@
+"""Timeouts as *sync* context managers on both backends, plus sleep, checkpoint and the clock.
+
+Built bottom-up: ``move_on_after`` is the scope; ``fail_after`` is the same scope plus one check that turns a
+caught deadline into builtin :class:`TimeoutError`. The deadline is computed when the block is entered.
+
+On asyncio the scope does what ``asyncio.timeout`` does, without being an async context manager: at the deadline
+it calls ``task.cancel()``; on exit it calls ``task.uncancel()`` once and swallows the ``CancelledError`` only if
+the count is back at its entry value (so the cancellation was ours). An outer ``task.cancel()``, an enclosing
+``asyncio.timeout``/``TaskGroup`` or an anyio cancel scope that cancelled too therefore always wins, and
+``Task.cancelling()`` is back at its entry value after every compat scope.
+
+On trio the scope is a native ``trio.CancelScope`` with an absolute deadline; ``trio.TooSlowError`` never appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable
+from types import TracebackType
+from typing import Any
+
+from ._backend import is_trio, trio_module
+
+
+def _check_seconds(seconds: float, what: str) -> None:
+    if math.isnan(seconds):
+        raise ValueError(f"{what} must be a number of seconds, got NaN; pass math.inf for 'no limit'")
+    if seconds < 0:
+        raise ValueError(f"{what} must be >= 0 seconds, got {seconds!r}; use 0 to act at the next checkpoint")
+
+
+def current_time() -> float:
+    """The running library's clock in seconds (``loop.time()`` / ``trio.current_time()``)."""
+    if is_trio():
+        return trio_module().current_time()  # type: ignore[no-any-return]  # trio is untyped via ModuleType
+    return asyncio.get_running_loop().time()
+
+
+def sleep(seconds: float) -> Awaitable[None]:
+    """Sleep for ``seconds`` (>= 0; ``ValueError`` for negative or NaN). ``sleep(0)`` is a checkpoint.
+
+    Returns the native coroutine itself, so the call costs what the native one costs.
+    """
+    _check_seconds(seconds, "sleep()")
+    if is_trio():
+        return trio_module().sleep(seconds)  # type: ignore[no-any-return]  # ModuleType attribute
+    return asyncio.sleep(seconds)
+
+
+def checkpoint() -> Awaitable[None]:
+    """Let other tasks run and deliver a pending cancellation (``asyncio.sleep(0)`` / ``trio.lowlevel.checkpoint()``)."""
+    if is_trio():
+        return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]  # ModuleType attribute
+    return asyncio.sleep(0)
+
+
+class _AsyncioTimeoutScope:
+    """A cancel-at-deadline scope for the current asyncio task (see the module docstring)."""
+
+    __slots__ = (
+        "_raise",
+        "_seconds",
+        "_task",
+        "_entry_cancelling",
+        "_handle",
+        "_fired",
+        "deadline",
+        "cancelled_caught",
+    )
+
+    def __init__(self, seconds: float, raise_timeout: bool) -> None:
+        self._seconds = seconds
+        self._raise = raise_timeout
+        self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._fired = False
+        self.deadline = math.inf
+        self.cancelled_caught = False
+
+    def __enter__(self) -> _AsyncioTimeoutScope:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("compat timeouts must be entered inside an asyncio task, not a loop callback")
+        self._task = task
+        self._entry_cancelling = task.cancelling()
+        loop = task.get_loop()
+        if self._seconds != math.inf:
+            now = loop.time()
+            self.deadline = now + self._seconds
+            if self._seconds <= 0:
+                self._handle = loop.call_soon(self._fire)
+            else:
+                self._handle = loop.call_at(self.deadline, self._fire)
+        return self
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._task.done():
+            self._fired = True
+            self._task.cancel(f"compat timeout of {self._seconds} s expired")
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if not self._fired:
+            return False
+        # Undo our own cancel() exactly once; only if nobody else cancelled is the CancelledError ours to eat.
+        if (
+            self._task.uncancel() <= self._entry_cancelling
+            and exc_type is not None
+            and issubclass(exc_type, asyncio.CancelledError)
+        ):
+            self.cancelled_caught = True
+            if self._raise:
+                raise TimeoutError(f"operation timed out after {self._seconds} s") from exc
+            return True
+        return False
+
+
+class _TrioTimeoutScope:
+    """A native ``trio.CancelScope`` whose deadline is fixed at enter; ``fail_after`` maps to ``TimeoutError``."""
+
+    __slots__ = ("_raise", "_seconds", "_scope", "deadline", "cancelled_caught")
+
+    def __init__(self, seconds: float, raise_timeout: bool) -> None:
+        self._seconds = seconds
+        self._raise = raise_timeout
+        self.deadline = math.inf
+        self.cancelled_caught = False
+
+    def __enter__(self) -> _TrioTimeoutScope:
+        trio = trio_module()
+        self.deadline = trio.current_time() + self._seconds
+        self._scope = trio.CancelScope(deadline=self.deadline)
+        self._scope.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        swallowed: bool = self._scope.__exit__(exc_type, exc, tb)
+        self.cancelled_caught = self._scope.cancelled_caught
+        if self.cancelled_caught and self._raise:
+            raise TimeoutError(f"operation timed out after {self._seconds} s")
+        return swallowed
+
+
+TimeoutScope = _AsyncioTimeoutScope | _TrioTimeoutScope
+
+
+def _scope(seconds: float, raise_timeout: bool, what: str) -> Any:
+    _check_seconds(seconds, what)
+    if is_trio():
+        return _TrioTimeoutScope(seconds, raise_timeout)
+    return _AsyncioTimeoutScope(seconds, raise_timeout)
+
+
+def move_on_after(seconds: float) -> TimeoutScope:
+    """``with move_on_after(s) as scope:`` cancel the block after ``s`` seconds and carry on after it.
+
+    ``scope.cancelled_caught`` tells whether the deadline cut the block short; ``scope.deadline`` is the
+    absolute deadline on :func:`current_time`'s clock (``math.inf`` for no limit). ``ValueError`` for negative
+    or NaN seconds; 0 cancels at the next checkpoint. A body that catches and swallows the cancellation simply
+    finishes (asyncio) or is cancelled again at its next checkpoint (trio): the native semantics.
+    """
+    return _scope(seconds, False, "move_on_after()")  # type: ignore[no-any-return]
+
+
+def fail_after(seconds: float) -> TimeoutScope:
+    """``with fail_after(s):`` like :func:`move_on_after`, but raise builtin ``TimeoutError`` when the deadline hits.
+
+    A cancellation that came from outside (``task.cancel()``, an enclosing scope or timeout) is never turned
+    into ``TimeoutError``: it propagates as the backend's cancellation.
+    """
+    return _scope(seconds, True, "fail_after()")  # type: ignore[no-any-return]
