@@ -50,13 +50,17 @@ async def _await_through_cancellation(future: asyncio.Future[T]) -> T:
 async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     """Run ``await fn(*args)`` to completion even if the caller is cancelled meanwhile.
 
-    Returns its result or raises its exception. If the caller was cancelled (or timed out) during the call, the
-    cancellation is delivered once the call has finished (on asyncio it is re-raised, with any exception of the
-    call attached as ``__context__``; on trio it arrives at the next checkpoint, after the call's own outcome).
+    Returns its result or raises its exception. If the caller was cancelled (or timed out) before or during the
+    call, the call still runs to the end and the cancellation is raised when it returns. If the call raised while
+    the caller was cancelled: on asyncio the cancellation wins (the call's error is its ``__context__``); on trio
+    the call's error propagates and the cancellation arrives at the next checkpoint.
     """
     if is_trio():
-        with trio_module().CancelScope(shield=True):
-            return await fn(*args)
+        trio = trio_module()
+        with trio.CancelScope(shield=True):
+            result = await fn(*args)
+        await trio.lowlevel.checkpoint_if_cancelled()  # deliver a cancellation that arrived meanwhile, as asyncio does
+        return result
     inner = asyncio.ensure_future(fn(*args))
     return await _await_through_cancellation(inner)
 

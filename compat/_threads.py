@@ -51,12 +51,14 @@ async def run_sync(
     left to finish on its own; its result is discarded.
     """
     if is_trio():
-        native_limiter = limiter.native() if limiter is not None else None
-        return await trio_module().to_thread.run_sync(  # type: ignore[no-any-return]
+        trio = trio_module()
+        result: T = await trio.to_thread.run_sync(
             functools.partial(_call_without_async_library, fn, *args),
             abandon_on_cancel=abandon_on_cancel,
-            limiter=native_limiter,
+            limiter=limiter.native() if limiter is not None else None,
         )
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancellation that waited for the thread, as on asyncio
+        return result
     if limiter is None:
         return await _run_in_executor(fn, args, abandon_on_cancel)
     async with limiter:
