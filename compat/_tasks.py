@@ -27,8 +27,15 @@ logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
 
 
 async def _await_through_cancellation(future: asyncio.Future[T]) -> T:
-    """Wait for ``future`` even while being cancelled; afterwards re-raise the first cancellation, if any."""
-    cancelled: asyncio.CancelledError | None = None
+    """Wait for ``future`` even while being cancelled; afterwards re-raise the first cancellation, if any.
+
+    The common case is one ``asyncio.shield``. Once cancelled, the wait goes on with ``asyncio.wait``, which never
+    raises the future's own exception (so the cancellation cannot be lost) and never cancels the future.
+    """
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError as exc:
+        cancelled = exc
     anyio = anyio_if_imported()
     scope: contextlib.AbstractContextManager[Any] = (
         anyio.CancelScope(shield=True) if anyio is not None else contextlib.nullcontext()
@@ -36,15 +43,12 @@ async def _await_through_cancellation(future: asyncio.Future[T]) -> T:
     with scope:
         while not future.done():
             try:
-                await asyncio.shield(future)
-            except asyncio.CancelledError as exc:
-                if cancelled is None:
-                    cancelled = exc
-    if cancelled is not None:
-        if not future.cancelled() and future.exception() is not None:
-            cancelled.__context__ = future.exception()
-        raise cancelled
-    return future.result()
+                await asyncio.wait((future,))
+            except asyncio.CancelledError:
+                pass  # the first cancellation is the one re-raised below
+    if not future.cancelled() and future.exception() is not None:
+        cancelled.__context__ = future.exception()
+    raise cancelled
 
 
 async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:

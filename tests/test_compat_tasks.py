@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import warnings
+from typing import Any
 
 import pytest
 import sniffio
@@ -94,14 +95,20 @@ def test_shield_does_not_spin_in_a_cancelled_anyio_scope_on_asyncio(monkeypatch:
     import compat._tasks as tasks_module
 
     waits = 0
-    real_shield = asyncio.shield
+    real_shield, real_wait = asyncio.shield, asyncio.wait
 
     def counting_shield(fut: asyncio.Future[str]) -> asyncio.Future[str]:
         nonlocal waits
         waits += 1
         return real_shield(fut)
 
+    def counting_wait(futures: Any) -> Any:
+        nonlocal waits
+        waits += 1
+        return real_wait(futures)
+
     monkeypatch.setattr(tasks_module.asyncio, "shield", counting_shield)
+    monkeypatch.setattr(tasks_module.asyncio, "wait", counting_wait)
     done: list[str] = []
 
     async def main() -> None:
@@ -114,6 +121,34 @@ def test_shield_does_not_spin_in_a_cancelled_anyio_scope_on_asyncio(monkeypatch:
     anyio.run(main, backend="asyncio")
     assert done == ["finished"]
     assert waits <= 3, f"shield re-awaited {waits} times: it spun under the cancelled anyio scope"
+
+
+async def test_cancellation_is_not_lost_when_the_shielded_call_fails() -> None:
+    async def fail_later() -> None:
+        await compat.sleep(0.01)
+        raise Boom("failed while the caller was cancelled")
+
+    with compat.move_on_after(0) as scope:
+        try:
+            await compat.shield(fail_later)
+        except Boom:
+            pass  # trio: the call's error comes first, the cancellation at the next checkpoint
+        await compat.sleep(1)
+    assert scope.cancelled_caught
+
+
+async def test_cancellation_is_not_lost_when_the_thread_fails() -> None:
+    def fail_later() -> None:
+        time.sleep(0.01)
+        raise Boom("thread failed while the caller was cancelled")
+
+    with compat.move_on_after(0) as scope:
+        try:
+            await compat.run_sync(fail_later)
+        except Boom:
+            pass
+        await compat.sleep(1)
+    assert scope.cancelled_caught
 
 
 # --- task groups -------------------------------------------------------------------------------------------------
@@ -441,3 +476,22 @@ def test_compat_runs_under_anyio(anyio_backend_name: str) -> None:
         "result",
         "7",
     ]
+
+
+@pytest.mark.skipif(not hasattr(asyncio, "eager_task_factory"), reason="eager task factory is new in Python 3.12")
+def test_tasks_work_under_the_eager_task_factory() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]  # 3.12+ only
+        done: list[str] = []
+        handle = compat.spawn_detached(_finish_later(done, 0))
+        await handle.wait()
+        assert await compat.shield(_finish_later, done, 0) == "result"
+        async with compat.create_task_group() as tg:
+            tg.start_soon(_finish_later, done, 0)
+        with compat.move_on_after(0.005) as scope:
+            await compat.shield(_finish_later, done, 0.02)
+        assert scope.cancelled_caught
+        return done
+
+    assert asyncio.run(main()) == ["finished"] * 4
