@@ -1,0 +1,305 @@
+"""The write path: buffer ``transcript_mirror`` frames and append them to a store in order (reference §6).
+
+The Claude CLI writes every transcript line to local disk and also emits it on stdout as a frame
+``{"type": "transcript_mirror", "filePath": ..., "entries": [...]}``. The caller's read loop hands each frame to
+:meth:`TranscriptMirrorBatcher.enqueue`, which only buffers it, so a slow store never stalls model streaming.
+Buffered frames reach :meth:`SessionStore.append` when the caller calls :meth:`~TranscriptMirrorBatcher.flush`
+(once per turn, on ``result``), when more than :data:`MAX_PENDING_ENTRIES` entries or
+:data:`MAX_PENDING_BYTES` are pending (a background flush through ``compat.spawn_detached``), and at
+:meth:`~TranscriptMirrorBatcher.close`.
+
+How a flush works:
+
+- **Detach, then lock.** A flush first takes the enqueue buffer (later frames start a fresh one), then waits for
+  the batcher's ``compat.Lock``. The lock is FIFO-fair on both backends, so flushes deliver in the order they
+  started and appends for one transcript keep enqueue order, whether the flushes were eager or explicit.
+- **Coalescing.** Frames are grouped by file path (first-seen order; entries keep enqueue order), so each
+  transcript gets one ``append`` per flush. A path whose entries are all empty is skipped.
+- **Retries.** Each append runs under ``compat.fail_after(send_timeout)``. A failure is retried
+  :data:`MIRROR_APPEND_MAX_ATTEMPTS` times in all, sleeping :data:`MIRROR_APPEND_BACKOFF_S` between attempts.
+  A timeout is never retried: the timed-out call may still land, and a retry would race it.
+- **Reporting.** A batch that is given up is dropped (the local transcript is already durable) and reported to
+  ``on_error`` once the lock is released, so a slow callback never delays the next flush. ``flush`` and
+  ``close`` never raise into the caller's read loop; they only propagate cancellation.
+
+``on_error`` is called as ``on_error(key, message)``, the reference's shape: ``key`` is the
+:class:`~session_store.types.SessionKey` of the transcript that could not be written, or ``None`` when the frame
+could not be mapped to one; ``message`` says what failed. It may be a coroutine function or a plain function;
+an exception it raises is logged and swallowed. (``MirrorError`` in ``session_store.types`` is the record of one
+such report.)
+
+SPEC §4 decisions applied here:
+
+- Decision 4: a timed-out append reaches ``on_error`` with a message naming the call, the file and the time
+  limit (the reference passes ``""``).
+- Decision 5: a frame whose path is not a transcript path under ``projects_dir`` is reported through
+  ``on_error(None, message)`` (the reference only logs it).
+
+Differences from the reference, both about cancellation, which the reference does not handle:
+
+- A flush that is cancelled while it holds frames (waiting for the lock, inside an append, or during a backoff
+  sleep) gives the undelivered frames back; the next ``flush()`` or ``close()`` sends them first. An append
+  interrupted by cancellation may therefore be sent twice; stores deduplicate by entry ``uuid`` (SPEC §4
+  decision 8). Appends that *failed* are still dropped after the last attempt (at most once).
+- ``close()`` runs its flush under ``compat.shield`` and also waits for background flushes still running, so the
+  final batch lands even when the caller is being cancelled; the caller's cancellation is re-raised afterwards.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import compat
+
+from .keys import file_path_to_session_key
+from .types import MirrorError, SessionKey, SessionStore, SessionStoreEntry, SessionStoreFlushMode
+
+__all__ = [
+    "MAX_PENDING_BYTES",
+    "MAX_PENDING_ENTRIES",
+    "MIRROR_APPEND_BACKOFF_S",
+    "MIRROR_APPEND_MAX_ATTEMPTS",
+    "SEND_TIMEOUT_SECONDS",
+    "MirrorErrorCallback",
+    "TranscriptMirrorBatcher",
+    "build_mirror_batcher",
+]
+
+logger = logging.getLogger(__name__)
+
+MAX_PENDING_ENTRIES = 500
+"""A background flush starts once more than this many entries are pending."""
+
+MAX_PENDING_BYTES = 1 << 20
+"""A background flush starts once pending frames exceed this size (1 MiB, counted as JSON characters)."""
+
+SEND_TIMEOUT_SECONDS = 60.0
+"""Time limit of one ``SessionStore.append`` call."""
+
+MIRROR_APPEND_MAX_ATTEMPTS = 3
+"""Attempts per batch (the first try included) before it is dropped and reported."""
+
+MIRROR_APPEND_BACKOFF_S: tuple[float, ...] = (0.2, 0.8)
+"""Seconds to sleep before the 2nd, 3rd, ... attempt; exactly ``MIRROR_APPEND_MAX_ATTEMPTS - 1`` values.
+
+Read at each retry, so tests may monkeypatch it (and the attempt count) to something small."""
+
+MirrorErrorCallback = Callable[[SessionKey | None, str], Awaitable[object] | None]
+"""``on_error(key, message)``: a coroutine function or a plain function (see the module docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """One enqueued ``transcript_mirror`` frame and its size estimate."""
+
+    file_path: str
+    entries: list[SessionStoreEntry]
+    size: int
+
+
+@dataclass
+class TranscriptMirrorBatcher:
+    """Buffers ``transcript_mirror`` frames and appends them to ``store`` (see the module docstring).
+
+    ``projects_dir`` is the ``projects`` folder the CLI writes under; frame paths are mapped to keys relative
+    to it. Use :func:`build_mirror_batcher` to get the thresholds of a flush mode.
+    """
+
+    store: SessionStore
+    projects_dir: str
+    on_error: MirrorErrorCallback
+    send_timeout: float = SEND_TIMEOUT_SECONDS
+    max_pending_entries: int = MAX_PENDING_ENTRIES
+    max_pending_bytes: int = MAX_PENDING_BYTES
+
+    # Frames enqueued since the last flush started.
+    _pending: list[_Frame] = field(default_factory=list, init=False, repr=False)
+    _pending_entries: int = field(default=0, init=False, repr=False)
+    _pending_bytes: int = field(default=0, init=False, repr=False)
+    # Frames taken by a flush and not yet sent (a cancelled flush puts its rest back here, in front).
+    _detached: list[_Frame] = field(default_factory=list, init=False, repr=False)
+    # Given-up batches waiting to be reported to on_error.
+    _unreported: list[MirrorError] = field(default_factory=list, init=False, repr=False)
+    _background: set[compat.TaskHandle] = field(default_factory=set, init=False, repr=False)
+    _lock: compat.Lock = field(default_factory=compat.Lock, init=False, repr=False)
+
+    def enqueue(self, file_path: str, entries: list[SessionStoreEntry]) -> None:
+        """Buffer one frame; start a background flush when the pending thresholds are exceeded.
+
+        Synchronous and cheap. The size estimate is the length of one ``json.dumps`` of the frame's entries,
+        so entries that are not JSON-serializable raise ``TypeError`` here. Crossing a threshold spawns a
+        task, which needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
+        """
+        frame = _Frame(os.fspath(file_path), list(entries), len(json.dumps(entries)))
+        self._pending.append(frame)
+        self._pending_entries += len(frame.entries)
+        self._pending_bytes += frame.size
+        if self._pending_entries > self.max_pending_entries or self._pending_bytes > self.max_pending_bytes:
+            self._start_background_flush()
+
+    async def flush(self) -> None:
+        """Send everything enqueued so far, after any flush already in progress. Never raises but cancellation.
+
+        If the caller is cancelled meanwhile, unsent frames stay queued for the next ``flush()``/``close()``.
+        """
+        await self._drain()
+
+    async def close(self) -> None:
+        """Final flush: send everything, wait for background flushes, report failures. Never raises an error.
+
+        The work runs under ``compat.shield``, so it completes even when the caller is cancelled (or already
+        inside a cancelled scope); the caller's cancellation is re-raised once it is done.
+        """
+        try:
+            await compat.shield(self._flush_everything)
+        except Exception as exc:  # defensive: _drain never raises, but close() must not either
+            logger.debug("[TranscriptMirrorBatcher] close flush failed: %s", exc)
+
+    @property
+    def background_flushes(self) -> int:
+        """How many background (eager) flushes are still running."""
+        return sum(1 for handle in self._background if not handle.done())
+
+    def _start_background_flush(self) -> None:
+        handle = compat.spawn_detached(self._drain())
+        self._background.add(handle)
+        handle.add_done_callback(self._background.discard)
+
+    async def _flush_everything(self) -> None:
+        await self._drain()
+        for handle in list(self._background):
+            await handle.wait()
+        if self._pending or self._detached or self._unreported:
+            # A background flush was cancelled and gave its frames back after our drain had finished.
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Detach the enqueue buffer, send all detached frames under the lock, then report failures.
+
+        Contracted never to raise anything but cancellation.
+        """
+        self._detached.extend(self._pending)
+        self._pending = []
+        self._pending_entries = 0
+        self._pending_bytes = 0
+        try:
+            async with self._lock:
+                await self._send_detached()
+        except Exception as exc:
+            logger.error("[TranscriptMirrorBatcher] flush raised unexpectedly: %s", exc)
+        await self._report_failures()
+
+    async def _send_detached(self) -> None:
+        """Coalesce the detached frames per path and append each path; give unsent frames back on cancellation."""
+        frames, self._detached = self._detached, []
+        by_path: dict[str, list[SessionStoreEntry]] = {}
+        for frame in frames:
+            by_path.setdefault(frame.file_path, []).extend(frame.entries)
+        unsent = set(by_path)
+        try:
+            for file_path, entries in by_path.items():
+                if entries:
+                    await self._send_path(file_path, entries)
+                unsent.discard(file_path)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled: the next flush sends these first
+                self._detached[:0] = [frame for frame in frames if frame.file_path in unsent]
+            raise
+
+    async def _send_path(self, file_path: str, entries: list[SessionStoreEntry]) -> None:
+        key = file_path_to_session_key(file_path, self.projects_dir)
+        if key is None:
+            message = (
+                f"dropped a mirror frame of {len(entries)} entries: {file_path!r} is not a transcript path under "
+                f"projects_dir {self.projects_dir!r}; the CLI's CLAUDE_CONFIG_DIR likely differs from the one "
+                "the batcher was built with (custom env or container?)"
+            )
+            logger.warning("[SessionStore] %s", message)
+            self._unreported.append(MirrorError(None, message))
+            return
+        error = await self._append_with_retries(key, file_path, entries)
+        if error is not None:
+            logger.error("[TranscriptMirrorBatcher] flush failed for %s: %s", file_path, error)
+            self._unreported.append(MirrorError(key, error))
+
+    async def _append_with_retries(
+        self, key: SessionKey, file_path: str, entries: list[SessionStoreEntry]
+    ) -> str | None:
+        """Append one coalesced batch; None on success, else what went wrong (never empty)."""
+        attempts = MIRROR_APPEND_MAX_ATTEMPTS
+        error = f"SessionStore.append() was not attempted for {file_path} (MIRROR_APPEND_MAX_ATTEMPTS < 1)"
+        for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                await compat.sleep(MIRROR_APPEND_BACKOFF_S[attempt - 2])
+            started = compat.current_time()
+            try:
+                with compat.fail_after(self.send_timeout) as deadline:
+                    await self.store.append(key, entries)
+            except TimeoutError as exc:
+                # Not retried: the timed-out call may still land, and a retry would run beside it.
+                return self._describe_timeout(file_path, exc, deadline.cancelled_caught, started)
+            except Exception as exc:
+                error = (
+                    f"SessionStore.append() failed for {file_path} after {attempt} of {attempts} attempts: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                logger.debug("[TranscriptMirrorBatcher] append attempt %d/%d failed: %s", attempt, attempts, exc)
+            else:
+                return None
+        return error
+
+    def _describe_timeout(self, file_path: str, exc: TimeoutError, ours: bool, started: float) -> str:
+        if ours:
+            message = (
+                f"SessionStore.append() for {file_path} timed out after {self.send_timeout:g}s "
+                "(send_timeout); not retried because the timed-out call may still land"
+            )
+        else:
+            elapsed = compat.current_time() - started
+            detail = str(exc) or "no details"
+            message = (
+                f"SessionStore.append() for {file_path} raised TimeoutError after {elapsed:.3g}s ({detail}); "
+                "not retried because the call may still land"
+            )
+        logger.debug("[TranscriptMirrorBatcher] %s", message)
+        return message
+
+    async def _report_failures(self) -> None:
+        while self._unreported:
+            failure = self._unreported.pop(0)
+            try:
+                outcome = self.on_error(failure.key, failure.error)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                logger.error("[TranscriptMirrorBatcher] on_error callback raised: %s", exc)
+
+
+def build_mirror_batcher(
+    store: SessionStore,
+    projects_dir: str | os.PathLike[str],
+    on_error: MirrorErrorCallback,
+    flush_mode: SessionStoreFlushMode = "batched",
+) -> TranscriptMirrorBatcher:
+    """A batcher for one CLI session whose transcripts live under ``projects_dir`` (reference §6.8).
+
+    Pass ``MaterializedResume.projects_dir`` after a store-backed resume, otherwise
+    ``session_store.keys.default_projects_dir(env)`` for the CLI's environment. ``flush_mode="batched"`` keeps
+    the 500-entry / 1 MiB thresholds; ``"eager"`` sets both to 0, so every frame starts a background flush.
+    The send timeout is always :data:`SEND_TIMEOUT_SECONDS`.
+    """
+    if flush_mode not in ("batched", "eager"):
+        raise ValueError(f"flush_mode must be 'batched' or 'eager', got {flush_mode!r}")
+    eager = flush_mode == "eager"
+    return TranscriptMirrorBatcher(
+        store=store,
+        projects_dir=os.fspath(projects_dir),
+        on_error=on_error,
+        max_pending_entries=0 if eager else MAX_PENDING_ENTRIES,
+        max_pending_bytes=0 if eager else MAX_PENDING_BYTES,
+    )

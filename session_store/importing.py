@@ -1,0 +1,309 @@
+"""Importing a Claude Code session from disk into a store (reference §11).
+
+:func:`import_session_to_store` finds ``<projects>/<project>/<session_id>.jsonl`` (in ``directory``'s project
+folder and its git worktrees, or in every project folder), replays it into the store in batches, then each
+subagent transcript under ``<project>/<session_id>/subagents/**`` with its ``.meta.json`` sidecar as an
+``agent_metadata`` entry. Keys are exactly those :func:`session_store.keys.file_path_to_session_key` gives for
+the files (the project key is the name of the folder the file was found in), so an imported session cannot be
+told apart from a live-mirrored one.
+
+SPEC §4 decision 7 (the reference stops with a bare ``JSONDecodeError``):
+
+- A line that is not valid UTF-8 JSON, or not a JSON object, raises ``ValueError`` naming the file and line
+  number. Batches already appended stay in the store, and re-importing is safe: the project's stores ignore an
+  entry whose ``uuid`` they already hold.
+- With ``skip_invalid_lines=True`` such lines are skipped instead; the returned :class:`ImportResult` lists
+  them (and each is logged as a warning).
+
+Batches hold at most ``batch_size`` entries (a value ``<= 0`` means the default, 500) and about
+:data:`~session_store.batcher.MAX_PENDING_BYTES` of line text (counted in UTF-8 bytes, where the reference
+counts characters). All file-system work runs in worker threads through ``compat.run_sync``, one batch at a
+time, so the event loop never blocks and memory stays bounded by one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+import compat
+
+from .batcher import MAX_PENDING_BYTES, MAX_PENDING_ENTRIES
+from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path, validate_uuid
+from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
+from .types import SessionKey, SessionStore, SessionStoreEntry
+
+__all__ = [
+    "GIT_WORKTREE_TIMEOUT_SECONDS",
+    "ImportResult",
+    "SkippedLine",
+    "find_session_file",
+    "import_session_to_store",
+]
+
+logger = logging.getLogger(__name__)
+
+GIT_WORKTREE_TIMEOUT_SECONDS = 5.0
+"""How long ``git worktree list`` may take when looking for a session in the worktrees of ``directory``."""
+
+_TRANSCRIPT_SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class SkippedLine:
+    """A transcript line that ``skip_invalid_lines=True`` left out: where it is and why."""
+
+    path: Path
+    line_number: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line_number}: {self.reason}"
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_session_to_store` wrote.
+
+    ``project_key`` is the key the session was written under; ``transcripts`` counts the files imported (the
+    main transcript plus each subagent transcript); ``entries`` counts the entries passed to ``append``
+    (``agent_metadata`` entries included; a store may ignore some as duplicates); ``skipped_lines`` lists the
+    invalid lines skipped (always empty unless ``skip_invalid_lines=True``).
+    """
+
+    session_id: str
+    project_key: str
+    transcripts: int = 0
+    entries: int = 0
+    skipped_lines: list[SkippedLine] = field(default_factory=list)
+
+
+# --- finding the file (blocking; run in a worker thread) ----------------------------------------------------
+
+
+def _non_empty_transcript(project_dir: Path, session_id: str) -> Path | None:
+    candidate = project_dir / f"{session_id}{_TRANSCRIPT_SUFFIX}"
+    try:
+        return candidate if candidate.stat().st_size > 0 else None
+    except OSError:
+        return None
+
+
+def _project_dir(projects_dir: Path, project_path: str) -> Path | None:
+    """The folder of a project path; for keys cut at 200 characters, any folder with the same cut prefix
+    (another hash implementation may have made the suffix)."""
+    sanitized = sanitize_path(project_path)
+    exact = projects_dir / sanitized
+    if exact.is_dir():
+        return exact
+    if len(sanitized) <= MAX_SANITIZED_LENGTH:
+        return None
+    prefix = sanitized[:MAX_SANITIZED_LENGTH] + "-"
+    try:
+        return next((p for p in sorted(projects_dir.iterdir()) if p.is_dir() and p.name.startswith(prefix)), None)
+    except OSError:
+        return None
+
+
+def _git_worktree_paths(cwd: str) -> list[str]:
+    """The worktrees of the git repository containing ``cwd``; ``[]`` without git or outside a repository."""
+    try:
+        listed = subprocess.run(
+            ["git", "worktree", "list", "--porcelain"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=GIT_WORKTREE_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if listed.returncode != 0:
+        return []
+    prefix = "worktree "
+    return [
+        unicodedata.normalize("NFC", line[len(prefix) :])
+        for line in listed.stdout.splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def find_session_file(
+    session_id: str, directory: str | os.PathLike[str] | None, projects_dir: str | os.PathLike[str]
+) -> Path | None:
+    """The first non-empty ``<session_id>.jsonl`` under ``projects_dir``, or None (blocking).
+
+    With ``directory``: its project folder, then the folders of its git worktrees. Without: every project
+    folder, in name order.
+    """
+    root = Path(projects_dir)
+    if directory:
+        canonical = canonicalize_path(os.fspath(directory))
+        for project_path in [canonical, *(p for p in _git_worktree_paths(canonical) if p != canonical)]:
+            project_dir = _project_dir(root, project_path)
+            found = _non_empty_transcript(project_dir, session_id) if project_dir else None
+            if found is not None:
+                return found
+        return None
+    try:
+        project_dirs = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return None
+    return next((f for p in project_dirs if (f := _non_empty_transcript(p, session_id)) is not None), None)
+
+
+def _subagent_transcripts(directory: Path) -> list[Path]:
+    """Every ``*.jsonl`` below ``directory``, depth first, each folder in name order; ``[]`` if it is missing."""
+
+    def walk(folder: Path) -> Iterator[Path]:
+        try:
+            children = sorted(folder.iterdir(), key=lambda child: child.name)
+        except OSError:
+            return
+        for child in children:
+            if child.is_dir():
+                yield from walk(child)
+            elif child.is_file() and child.name.endswith(_TRANSCRIPT_SUFFIX):
+                yield child
+
+    return list(walk(directory))
+
+
+# --- reading a transcript in batches --------------------------------------------------------------------------
+
+
+class _TranscriptBatches:
+    """Reads one JSONL transcript batch by batch; each :meth:`read_batch` call is blocking (worker thread).
+
+    Lines are split on ``\\n`` (a trailing ``\\r`` is dropped) and decoded one at a time, so an invalid line
+    is reported with its number. Empty lines are skipped; anything else must be a JSON object.
+    """
+
+    def __init__(self, path: Path, batch_size: int, skip_invalid_lines: bool, skipped: list[SkippedLine]) -> None:
+        self._path = path
+        self._batch_size = batch_size
+        self._skip_invalid_lines = skip_invalid_lines
+        self._skipped = skipped
+        self._file: IO[bytes] | None = None
+        self._line_number = 0
+
+    def _parse(self, raw: bytes) -> dict[str, Any] | None:
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+            if not isinstance(entry, dict):
+                raise ValueError(f"a transcript line must be a JSON object, not {type(entry).__name__}")
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
+            reason = f"invalid transcript line ({error})"
+            if not self._skip_invalid_lines:
+                raise ValueError(
+                    f"{self._path}:{self._line_number}: {reason}; fix or delete the line, or import with "
+                    "skip_invalid_lines=True to skip such lines"
+                ) from error
+            skipped = SkippedLine(self._path, self._line_number, reason)
+            logger.warning("skipping %s", skipped)
+            self._skipped.append(skipped)
+            return None
+        return entry
+
+    def read_batch(self) -> list[SessionStoreEntry]:
+        """The next batch (up to ``batch_size`` entries or about MAX_PENDING_BYTES); ``[]`` at the end."""
+        if self._file is None:
+            self._file = self._path.open("rb")
+        batch: list[SessionStoreEntry] = []
+        batch_bytes = 0
+        for line in self._file:
+            self._line_number += 1
+            raw = line.rstrip(b"\n").removesuffix(b"\r")
+            if not raw:
+                continue
+            entry = self._parse(raw)
+            if entry is None:
+                continue
+            batch.append(cast(SessionStoreEntry, entry))
+            batch_bytes += len(raw)
+            if len(batch) >= self._batch_size or batch_bytes >= MAX_PENDING_BYTES:
+                break
+        return batch
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+async def _import_transcript(
+    store: SessionStore,
+    path: Path,
+    key: SessionKey,
+    batch_size: int,
+    skip_invalid_lines: bool,
+    result: ImportResult,
+) -> None:
+    batches = _TranscriptBatches(path, batch_size, skip_invalid_lines, result.skipped_lines)
+    try:
+        while batch := await compat.run_sync(batches.read_batch):
+            await store.append(key, batch)
+            result.entries += len(batch)
+    finally:
+        batches.close()
+    result.transcripts += 1
+
+
+async def import_session_to_store(
+    session_id: str,
+    store: SessionStore,
+    *,
+    directory: str | os.PathLike[str] | None = None,
+    include_subagents: bool = True,
+    batch_size: int = MAX_PENDING_ENTRIES,
+    skip_invalid_lines: bool = False,
+    projects_dir: str | os.PathLike[str] | None = None,
+) -> ImportResult:
+    """Replay the local transcript of ``session_id`` (and its subagents) into ``store``.
+
+    ``directory`` selects the project (and its git worktrees) to look in; without it every project folder
+    under ``projects_dir`` is searched. ``projects_dir`` defaults to the Claude CLI's
+    (``$CLAUDE_CONFIG_DIR/projects`` or ``~/.claude/projects``). ``batch_size`` caps the entries per
+    ``append`` (``<= 0``: the default, 500). With ``include_subagents`` (the default) the subagent transcripts
+    and their ``.meta.json`` sidecars are imported too; an unreadable or non-object sidecar counts as absent.
+
+    Raises ``ValueError`` for a non-UUID ``session_id`` or an invalid transcript line (unless
+    ``skip_invalid_lines``), and ``FileNotFoundError`` when no non-empty transcript is found.
+    """
+    if not validate_uuid(session_id):
+        raise ValueError(
+            f"Invalid session_id: {session_id} (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)"
+        )
+    root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
+    found = await compat.run_sync(find_session_file, session_id, directory, root)
+    if found is None:
+        where = f"the project of {os.fspath(directory)!r}" if directory else "any project"
+        raise FileNotFoundError(
+            f"Session {session_id} not found in {where} under {root}; check the id, the directory, or CLAUDE_CONFIG_DIR"
+        )
+    if batch_size <= 0:
+        batch_size = MAX_PENDING_ENTRIES
+    project_key = found.parent.name
+    result = ImportResult(session_id=session_id, project_key=project_key)
+    main_key: SessionKey = {"project_key": project_key, "session_id": session_id}
+    await _import_transcript(store, found, main_key, batch_size, skip_invalid_lines, result)
+    if not include_subagents:
+        return result
+
+    session_dir = found.parent / session_id
+    for path in await compat.run_sync(_subagent_transcripts, session_dir / "subagents"):
+        subpath = path.relative_to(session_dir).as_posix().removesuffix(_TRANSCRIPT_SUFFIX)
+        key: SessionKey = {"project_key": project_key, "session_id": session_id, "subpath": subpath}
+        await _import_transcript(store, path, key, batch_size, skip_invalid_lines, result)
+        metadata = await compat.run_sync(read_agent_metadata_sidecar, path)
+        if metadata is not None:
+            # the marker goes last so a stray "type" in the sidecar cannot shadow it
+            await store.append(key, [cast(SessionStoreEntry, {**metadata, "type": AGENT_METADATA_TYPE})])
+            result.entries += 1
+    return result

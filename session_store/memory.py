@@ -1,0 +1,139 @@
+"""``InMemorySessionStore``: a complete ``SessionStore`` in a few dicts, for tests, demos and as a model.
+
+Implements reference §4.1-§4.2, with this project's decisions:
+
+- SPEC §4 decision 2: a key with ``subpath == ""`` raises ``ValueError`` in every method, and
+  ``append(key, [])`` is a no-op that creates nothing (no entries, no listing, no summary).
+- SPEC §4 decision 8: entries are deduplicated by ``uuid`` per key: an entry whose uuid the key already holds
+  (from an earlier append or earlier in the same batch) is ignored, so a retried append never duplicates.
+  Entries without a uuid are always appended. Only the accepted entries are folded into the summary.
+- All six methods are implemented. Appends to a main transcript fold the summary sidecar with
+  :func:`session_store.summary.fold_session_summary` (never for a subpath key) and stamp it with the same
+  mtime as the session's ``list_sessions`` row: one strictly increasing epoch-millisecond clock.
+- Entries are deep-copied on the way in and on the way out, so neither the caller nor the store can change the
+  other's data afterwards.
+
+Every method completes without awaiting anything: one call is atomic with respect to other tasks.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from .keys import validate_session_key
+from .summary import fold_session_summary
+from .types import (
+    SessionKey,
+    SessionListSubkeysKey,
+    SessionStore,
+    SessionStoreEntry,
+    SessionStoreListEntry,
+    SessionSummaryEntry,
+)
+
+__all__ = ["InMemorySessionStore"]
+
+# (project_key, session_id, subpath or None for the main transcript)
+_StorageKey = tuple[str, str, str | None]
+
+
+def _storage_key(key: SessionKey) -> _StorageKey:
+    validate_session_key(key)
+    return key["project_key"], key["session_id"], key.get("subpath")
+
+
+class InMemorySessionStore(SessionStore):
+    """A process-local ``SessionStore`` keeping everything in memory (lost when the object goes away)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[_StorageKey, list[SessionStoreEntry]] = {}
+        self._uuids: dict[_StorageKey, set[str]] = {}
+        self._mtimes: dict[_StorageKey, int] = {}
+        self._summaries: dict[tuple[str, str], SessionSummaryEntry] = {}
+        self._last_mtime = 0
+
+    def _next_mtime(self) -> int:
+        """Wall-clock epoch ms, forced strictly increasing so two writes never share an mtime."""
+        now = time.time_ns() // 1_000_000
+        self._last_mtime = max(now, self._last_mtime + 1)
+        return self._last_mtime
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        storage_key = _storage_key(key)
+        known_uuids = self._uuids.get(storage_key, set())
+        accepted: list[SessionStoreEntry] = []
+        for entry in entries:
+            uuid = entry.get("uuid")
+            if isinstance(uuid, str):
+                if uuid in known_uuids:
+                    continue
+                known_uuids.add(uuid)
+            accepted.append(copy.deepcopy(entry))
+        if not accepted:
+            return
+        self._uuids[storage_key] = known_uuids
+        self._entries.setdefault(storage_key, []).extend(accepted)
+        mtime = self._next_mtime()
+        self._mtimes[storage_key] = mtime
+        project_key, session_id, subpath = storage_key
+        if subpath is None:
+            summary = fold_session_summary(self._summaries.get((project_key, session_id)), key, accepted)
+            summary["mtime"] = mtime
+            self._summaries[project_key, session_id] = summary
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        stored = self._entries.get(_storage_key(key))
+        return None if stored is None else copy.deepcopy(stored)
+
+    async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        return [
+            {"session_id": session_id, "mtime": self._mtimes[(project, session_id, subpath)]}
+            for project, session_id, subpath in self._entries
+            if project == project_key and subpath is None
+        ]
+
+    async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        return [
+            copy.deepcopy(summary)
+            for (summary_project, _), summary in self._summaries.items()
+            if summary_project == project_key
+        ]
+
+    async def delete(self, key: SessionKey) -> None:
+        project_key, session_id, subpath = _storage_key(key)
+        if subpath is None:
+            doomed = [k for k in self._entries if k[0] == project_key and k[1] == session_id]
+            self._summaries.pop((project_key, session_id), None)
+        else:
+            doomed = [(project_key, session_id, subpath)]
+        for storage_key in doomed:
+            self._entries.pop(storage_key, None)
+            self._uuids.pop(storage_key, None)
+            self._mtimes.pop(storage_key, None)
+
+    async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
+        return [
+            subpath
+            for project_key, session_id, subpath in self._entries
+            if project_key == key["project_key"] and session_id == key["session_id"] and subpath is not None
+        ]
+
+    # -- helpers for tests --
+
+    def get_entries(self, key: SessionKey) -> list[SessionStoreEntry]:
+        """A copy of the key's entries, ``[]`` when it was never written (synchronous, for tests)."""
+        return copy.deepcopy(self._entries.get(_storage_key(key), []))
+
+    @property
+    def size(self) -> int:
+        """How many main transcripts the store holds (subagent transcripts are not counted)."""
+        return sum(1 for _, _, subpath in self._entries if subpath is None)
+
+    def clear(self) -> None:
+        """Forget everything, the mtime clock included."""
+        self._entries.clear()
+        self._uuids.clear()
+        self._mtimes.clear()
+        self._summaries.clear()
+        self._last_mtime = 0
