@@ -8,6 +8,7 @@ folding), ``memory`` (``InMemorySessionStore``), ``batcher`` (the transcript mir
 adapter test suite), ``adapters`` (SQLite, PostgreSQL, Redis and ``open_store``) and ``cli``.
 """
 
+from .adapters import open_store
 from .batcher import (
     MAX_PENDING_BYTES,
     MAX_PENDING_ENTRIES,
@@ -88,6 +89,7 @@ __all__ = [
     "list_sessions_from_store",
     "list_subagents_from_store",
     "materialize_resume_session",
+    "open_store",
     "project_key_for_directory",
     "rename_session_via_store",
     "run_session_store_conformance",

@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["servers"]  # throwaway PostgreSQL / Redis servers (tests/servers.py)
+
 BACKENDS = ("asyncio", "trio")
 _MARKS = {"asyncio": pytest.mark.asyncio, "trio": pytest.mark.trio}
 

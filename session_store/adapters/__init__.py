@@ -1,0 +1,88 @@
+"""Storage adapters for ``session_store`` and ``open_store(url)``, which picks one from a connection string.
+
+SPEC §5: SQLite (embedded default), PostgreSQL and Redis, each implementing the whole ``SessionStore`` contract
+of reference §1.7 with this project's decisions (SPEC §4 decision 2: ``subpath == ""`` raises ``ValueError``,
+``append(key, [])`` is a no-op; decision 8: idempotent by uuid, summaries folded atomically, one storage
+clock). They run their blocking drivers in worker threads through ``compat``, so each works under asyncio and
+trio. The PostgreSQL and Redis drivers are optional and imported only when such a store is built; a missing
+driver raises :class:`MissingDriverError` (an ``ImportError``) naming the pip extra that installs it.
+
+Connection strings understood by :func:`open_store`:
+
+============================  ===========================================================================
+``sqlite://``                 the default SQLite file (``$SESSION_STORE_DB``, else
+                              ``~/.local/share/session-store/sessions.db``)
+``sqlite:///relative.db``     a SQLite file relative to the working directory
+``sqlite:////abs/path.db``    an absolute SQLite path (three slashes, then the path's own leading slash)
+``sqlite:///:memory:``        a private in-memory SQLite database
+``memory://``                 :class:`session_store.memory.InMemorySessionStore` (process-local)
+``postgresql://...``          :class:`PostgresSessionStore` (``postgres://`` too; libpq URL, query options kept)
+``redis://...``               :class:`RedisSessionStore` (``rediss://`` for TLS)
+============================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from ..memory import InMemorySessionStore
+from ..types import SessionStore
+from ._threaded import MissingDriverError, ThreadedSessionStore
+from .postgres import PostgresSessionStore
+from .redis import RedisSessionStore
+from .sqlite import SQLiteSessionStore, default_database_path
+
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "MissingDriverError",
+    "PostgresSessionStore",
+    "RedisSessionStore",
+    "SQLiteSessionStore",
+    "ThreadedSessionStore",
+    "default_database_path",
+    "open_store",
+]
+
+SUPPORTED_SCHEMES = ("sqlite", "memory", "postgresql", "postgres", "redis", "rediss")
+
+
+def _sqlite_path(rest: str) -> str | None:
+    """The file named after ``sqlite://``: None for the default, else the path after the third slash."""
+    location = rest.split("?", 1)[0]
+    if not location:
+        return None
+    if not location.startswith("/"):
+        raise ValueError(
+            f"SQLite URL 'sqlite://{rest}' names a host; use 'sqlite:///relative.db' or 'sqlite:////abs/path.db'"
+        )
+    path = unquote(location[1:])
+    if not path:
+        return None
+    return path
+
+
+def open_store(url: str, **options: Any) -> SessionStore:
+    """The store a connection string names (see the table in the module docstring).
+
+    ``options`` are passed to the store's constructor (e.g. ``table=`` for PostgreSQL, ``prefix=`` for Redis).
+    Nothing is connected yet: the first call on the store connects. Raises ``ValueError`` for an unknown
+    scheme and :class:`MissingDriverError` when the scheme's driver is not installed.
+    """
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in SUPPORTED_SCHEMES:
+        # name only the scheme: the rest of a URL may hold a password
+        what = f"scheme {scheme + '://'!r}" if separator else f"{url!r} (no scheme://)"
+        raise ValueError(
+            f"unsupported store URL {what}: use one of "
+            + ", ".join(f"{name}://" for name in SUPPORTED_SCHEMES)
+            + " (e.g. 'sqlite:///sessions.db')"
+        )
+    if scheme == "memory":
+        return InMemorySessionStore(**options)
+    if scheme == "sqlite":
+        return SQLiteSessionStore(_sqlite_path(rest), **options)
+    if scheme in ("postgresql", "postgres"):
+        return PostgresSessionStore(url, **options)
+    return RedisSessionStore(url, **options)

@@ -1,0 +1,202 @@
+"""The async face shared by the adapters whose drivers block: ``ThreadedSessionStore``.
+
+sqlite3, psycopg's sync pool and redis-py's sync client all block the calling thread. Their adapters implement
+six ``_..._blocking`` methods; this base class validates the key (SPEC §4 decision 2: ``subpath == ""`` raises
+``ValueError``, ``append(key, [])`` does nothing), then runs the blocking method in a worker thread with
+``compat.run_sync`` under a ``compat.CapacityLimiter`` sized to the driver's connections. That is how one
+adapter works under asyncio and trio alike (psycopg's and redis-py's async APIs are asyncio-only). Calls are
+not abandoned on cancellation: a cancelled caller waits for the driver call in flight, so a transaction is
+never left half-way by a cancellation.
+
+It also holds the append rules all three adapters share (SPEC §4 decision 8, reference §1.7): entries are
+idempotent by ``uuid`` per key (a ``str`` uuid the key already holds, or one seen earlier in the same batch, is
+dropped; entries without a uuid are always kept), only the entries actually stored are folded into the summary,
+and the summary's ``mtime`` is one storage clock, forced strictly increasing per session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import compat
+
+from ..keys import validate_session_key
+from ..summary import fold_session_summary
+from ..types import (
+    SessionKey,
+    SessionListSubkeysKey,
+    SessionStore,
+    SessionStoreEntry,
+    SessionStoreListEntry,
+    SessionSummaryEntry,
+)
+
+__all__ = [
+    "MissingDriverError",
+    "ThreadedSessionStore",
+    "decode_entry",
+    "encode_entry",
+    "entry_uuid",
+    "fold_stamped_summary",
+    "next_mtime",
+    "require_driver",
+    "unique_in_batch",
+]
+
+T = TypeVar("T")
+
+
+class MissingDriverError(ImportError):
+    """An adapter's optional driver is not installed; the message names the pip extra that brings it."""
+
+
+def require_driver(module: str, *, store: str, extra: str) -> None:
+    """Import ``module`` or raise :class:`MissingDriverError` naming the extra that installs it."""
+    try:
+        __import__(module)
+    except ImportError as error:
+        raise MissingDriverError(
+            f"{store} needs the {module!r} package, which is not installed: pip install 'session-store-compat[{extra}]'"
+        ) from error
+
+
+# -- append rules --------------------------------------------------------------------------------------------
+
+
+def entry_uuid(entry: SessionStoreEntry) -> str | None:
+    """The entry's idempotency key: its ``uuid`` when that is a string, else None (always appended)."""
+    uuid = entry.get("uuid")
+    return uuid if isinstance(uuid, str) else None
+
+
+def unique_in_batch(entries: Iterable[SessionStoreEntry]) -> list[SessionStoreEntry]:
+    """``entries`` without repeats of a uuid seen earlier in the same batch (the first occurrence wins)."""
+    seen: set[str] = set()
+    unique: list[SessionStoreEntry] = []
+    for entry in entries:
+        uuid = entry_uuid(entry)
+        if uuid is not None:
+            if uuid in seen:
+                continue
+            seen.add(uuid)
+        unique.append(entry)
+    return unique
+
+
+def encode_entry(entry: SessionStoreEntry | dict[str, Any]) -> str:
+    """Compact JSON text of one entry (non-ASCII kept as is; control characters are escaped by ``json``)."""
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_entry(text: str | bytes) -> SessionStoreEntry:
+    """The entry stored as ``text`` by :func:`encode_entry`."""
+    entry: SessionStoreEntry = json.loads(text)
+    return entry
+
+
+def next_mtime(now_ms: int, previous_ms: int) -> int:
+    """The mtime to stamp: the storage clock's ``now_ms``, but always after the session's previous mtime."""
+    return max(now_ms, previous_ms + 1)
+
+
+def fold_stamped_summary(
+    key: SessionKey, previous: SessionSummaryEntry | None, stored: Sequence[SessionStoreEntry], now_ms: int
+) -> SessionSummaryEntry:
+    """Fold the entries just stored into the session's summary and stamp it with the storage time."""
+    summary = fold_session_summary(previous, key, stored)
+    summary["mtime"] = next_mtime(now_ms, previous["mtime"] if previous is not None else 0)
+    return summary
+
+
+# -- the async face ------------------------------------------------------------------------------------------
+
+
+class ThreadedSessionStore(SessionStore):
+    """A ``SessionStore`` whose blocking ``_..._blocking`` methods run in worker threads.
+
+    Subclasses implement the six blocking methods (``subpath`` is None for the main transcript and never
+    ``""``) and ``_close_blocking``. ``close()`` is idempotent; a closed store raises ``RuntimeError``.
+    Use ``async with store:`` to close it on exit.
+    """
+
+    def __init__(self, *, max_threads: int) -> None:
+        self._limiter = compat.CapacityLimiter(max_threads)
+        self._closed = False
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise RuntimeError(f"this {type(self).__name__} is closed; open a new store to keep using it")
+        return await compat.run_sync(fn, *args, limiter=self._limiter)
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        """Store ``entries`` after what ``key`` holds, skipping uuids it already has; fold main appends."""
+        validate_session_key(key)
+        if not entries:
+            return
+        await self._call(self._append_blocking, key, key.get("subpath"), list(entries))
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        """The key's entries in append order, or None when nothing was ever stored under it."""
+        validate_session_key(key)
+        return await self._call(self._load_blocking, key["project_key"], key["session_id"], key.get("subpath"))
+
+    async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        """The project's main transcripts with the mtime (epoch ms) of their last stored append."""
+        return await self._call(self._list_sessions_blocking, project_key)
+
+    async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        """The project's summary sidecars, folded inside ``append``; ``mtime`` matches ``list_sessions``."""
+        return await self._call(self._list_session_summaries_blocking, project_key)
+
+    async def delete(self, key: SessionKey) -> None:
+        """Delete ``key``; without a subpath, also every subkey and the summary of the session (cascade)."""
+        validate_session_key(key)
+        await self._call(self._delete_blocking, key["project_key"], key["session_id"], key.get("subpath"))
+
+    async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
+        """Every subpath stored under the session (never the main transcript)."""
+        return await self._call(self._list_subkeys_blocking, key["project_key"], key["session_id"])
+
+    async def close(self) -> None:
+        """Release the driver's connections. Idempotent; later calls on the store raise ``RuntimeError``.
+
+        Waits for a call in flight in a worker thread when the driver allows only one at a time (SQLite).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        await compat.run_sync(self._close_blocking, limiter=self._limiter)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- implemented by each adapter; run in a worker thread --
+
+    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        raise NotImplementedError
+
+    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+        raise NotImplementedError
+
+    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        raise NotImplementedError
+
+    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        raise NotImplementedError
+
+    def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
+        raise NotImplementedError
+
+    def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        raise NotImplementedError
+
+    def _close_blocking(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,328 @@
+"""``PostgresSessionStore``: session transcripts in PostgreSQL, for stores shared by many machines.
+
+Implements the ``SessionStore`` contract of reference §1.7 (all six methods), improving on the reference
+adapter of §13.3 with the decisions of SPEC §4: ``subpath == ""`` raises ``ValueError`` and
+``append(key, [])`` creates nothing (decision 2); entries are idempotent by ``uuid`` per key, the summary of
+reference §5.1 is folded inside the append's transaction under a row lock, and every mtime comes from the
+server's clock (decision 8).
+
+Driver: psycopg 3 with a sync ``psycopg_pool.ConnectionPool``, driven through ``compat.run_sync`` with a
+``compat.CapacityLimiter`` of ``max_size`` tokens, so the store works under asyncio and trio alike
+(psycopg's async API is asyncio-only). psycopg is imported when a store is built; without it the error names
+the extra to install: ``pip install 'session-store-compat[postgres]'``.
+
+Schema (``create_schema()`` is idempotent and serialized by an advisory lock; it runs on first use unless
+``ensure_schema=False``), for a validated table name ``T`` (:data:`TABLE_NAME_PATTERN`):
+
+- ``T``: one row per entry (``seq`` identity, ``project_key``, ``session_id``, ``subpath`` = ``''`` for the
+  main transcript, ``uuid``, ``entry``). A partial unique index on ``(project_key, session_id, subpath,
+  uuid)`` makes uuids idempotent (``ON CONFLICT DO NOTHING``). ``entry`` is ``json``, not ``jsonb``: it keeps
+  the text as written, so loads are exact and ``\\u0000`` (which ``jsonb`` rejects) is accepted.
+- ``T_summaries``: one row per main transcript with ``mtime`` (epoch ms) and the fold's opaque ``data``.
+  ``list_sessions`` and ``list_session_summaries`` read this table, so both report the same mtime.
+
+Round trips: a subpath append is one ``INSERT ... SELECT FROM unnest(...)`` statement; a main append is two
+pipelined exchanges (lock the summary row, insert the batch and see which uuids were new; then write the
+folded summary and commit). The mtime is ``GREATEST(previous + 1, clock_timestamp() in ms)``. Identifiers are
+composed with ``psycopg.sql``; every value is a bound parameter.
+
+Connections: a pooled connection idle for more than :data:`PING_IDLE_CONNECTIONS_AFTER_SECONDS` is checked
+before use (busy connections skip the check), so stale connections left by a server restart are replaced
+instead of failing the next operations. Waiting for a connection is bounded by ``timeout`` seconds: while the
+server is down, operations fail with ``psycopg.OperationalError`` (``psycopg_pool.PoolTimeout`` once no
+connection is left). A reconnection attempt that keeps failing is abandoned after ``timeout / 2`` and the next
+operation starts a fresh one, so once the server is back the store reconnects within ``timeout``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, LiteralString
+from urllib.parse import urlsplit
+
+from ..summary import fold_session_summary
+from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
+from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_driver, unique_in_batch
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["DEFAULT_TABLE", "PING_IDLE_CONNECTIONS_AFTER_SECONDS", "TABLE_NAME_PATTERN", "PostgresSessionStore"]
+
+DEFAULT_TABLE = "session_entries"
+TABLE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+"""Table names are an identifier of at most 40 characters (so ``T_summaries`` and index names stay under
+PostgreSQL's 63-byte limit)."""
+
+PING_IDLE_CONNECTIONS_AFTER_SECONDS = 1.0
+"""A pooled connection unused for longer is pinged before it is handed out (like HikariCP's bypass window)."""
+
+_MAIN_SUBPATH = ""  # the main transcript's subpath column; "" is never a valid subpath (SPEC §4 decision 2)
+_CLOCK_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+
+def validate_table_name(table: str) -> str:
+    """Return ``table`` if it is a safe identifier, else raise ``ValueError`` saying what is allowed."""
+    if not isinstance(table, str) or not TABLE_NAME_PATTERN.fullmatch(table):
+        raise ValueError(
+            f"table name {table!r} is not allowed: use 1-40 characters from [A-Za-z0-9_], "
+            "not starting with a digit (e.g. 'session_entries')"
+        )
+    return table
+
+
+def _describe_dsn(dsn: str) -> str:
+    """Where a DSN points, without its password."""
+    if "://" not in dsn:
+        return "the configured server"
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+
+
+class _Statements:
+    """Every SQL statement of the store, composed once for a validated table name."""
+
+    def __init__(self, table: str) -> None:
+        from psycopg import sql
+
+        names = {
+            "entries": sql.Identifier(table),
+            "summaries": sql.Identifier(f"{table}_summaries"),
+            "key_index": sql.Identifier(f"{table}_key_idx"),
+            "uuid_index": sql.Identifier(f"{table}_uuid_idx"),
+            "clock_ms": sql.SQL(_CLOCK_MS),
+        }
+
+        def compose(text: LiteralString) -> sql.Composed:
+            return sql.SQL(text).format(**names)
+
+        self.schema_lock = sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(table))
+        self.schema = [
+            compose(
+                "CREATE TABLE IF NOT EXISTS {entries} ("
+                " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+                " project_key text NOT NULL, session_id text NOT NULL, subpath text NOT NULL,"
+                " uuid text, entry json NOT NULL)"
+            ),
+            compose("CREATE INDEX IF NOT EXISTS {key_index} ON {entries} (project_key, session_id, subpath, seq)"),
+            compose(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {uuid_index} ON {entries} (project_key, session_id, subpath, uuid)"
+                " WHERE uuid IS NOT NULL"
+            ),
+            compose(
+                "CREATE TABLE IF NOT EXISTS {summaries} ("
+                " project_key text NOT NULL, session_id text NOT NULL, mtime bigint NOT NULL, data json NOT NULL,"
+                " PRIMARY KEY (project_key, session_id))"
+            ),
+        ]
+        self.insert_entries = compose(
+            "INSERT INTO {entries} (project_key, session_id, subpath, uuid, entry)"
+            " SELECT %s, %s, %s, batch.uuid, batch.entry"
+            " FROM unnest(%s::text[], %s::json[]) WITH ORDINALITY AS batch(uuid, entry, ord) ORDER BY batch.ord"
+            " ON CONFLICT (project_key, session_id, subpath, uuid) WHERE uuid IS NOT NULL DO NOTHING"
+            " RETURNING uuid"
+        )
+        self.create_summary_row = compose(
+            "INSERT INTO {summaries} (project_key, session_id, mtime, data) VALUES (%s, %s, 0, '{{}}')"
+            " ON CONFLICT DO NOTHING"
+        )
+        self.lock_summary_row = compose(
+            "SELECT mtime, data FROM {summaries} WHERE project_key = %s AND session_id = %s FOR UPDATE"
+        )
+        self.write_summary = compose(
+            "UPDATE {summaries} SET mtime = GREATEST(mtime + 1, {clock_ms}), data = %s::json"
+            " WHERE project_key = %s AND session_id = %s"
+        )
+        self.load = compose(
+            "SELECT entry FROM {entries} WHERE project_key = %s AND session_id = %s AND subpath = %s ORDER BY seq"
+        )
+        self.list_sessions = compose("SELECT session_id, mtime FROM {summaries} WHERE project_key = %s")
+        self.list_summaries = compose("SELECT session_id, mtime, data FROM {summaries} WHERE project_key = %s")
+        self.delete_subkey = compose(
+            "DELETE FROM {entries} WHERE project_key = %s AND session_id = %s AND subpath = %s"
+        )
+        self.delete_summary = compose("DELETE FROM {summaries} WHERE project_key = %s AND session_id = %s")
+        self.delete_session = compose("DELETE FROM {entries} WHERE project_key = %s AND session_id = %s")
+        self.list_subkeys = compose(
+            "SELECT subpath FROM {entries} WHERE project_key = %s AND session_id = %s AND subpath <> ''"
+            " GROUP BY subpath ORDER BY min(seq)"
+        )
+
+
+class PostgresSessionStore(ThreadedSessionStore):
+    """A ``SessionStore`` in a PostgreSQL table (see the module docstring for the schema and guarantees).
+
+    ``dsn``: a libpq connection string or ``postgresql://`` URL. ``table``: the entries table (validated;
+    summaries go to ``{table}_summaries``). ``min_size`` / ``max_size``: pool bounds (``max_size`` also bounds
+    the worker threads). ``timeout``: seconds to wait for a connection before ``PoolTimeout``.
+    ``ensure_schema``: create the tables on first use (set False when migrations own the schema).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        table: str = DEFAULT_TABLE,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        ensure_schema: bool = True,
+    ) -> None:
+        self.table = validate_table_name(table)
+        if min_size < 0 or max_size < 1 or min_size > max_size:
+            raise ValueError(
+                f"pool sizes need 0 <= min_size <= max_size and max_size >= 1; got {min_size=}, {max_size=}"
+            )
+        require_driver("psycopg", store="PostgresSessionStore", extra="postgres")
+        require_driver("psycopg_pool", store="PostgresSessionStore", extra="postgres")
+        super().__init__(max_threads=max_size)
+        self.dsn = dsn
+        self._timeout = timeout
+        self._ensure_schema = ensure_schema
+        self._sql = _Statements(self.table)
+        self._pool: ConnectionPool[Any] | None = None
+        self._min_size, self._max_size = min_size, max_size
+        self._ready_lock = threading.Lock()
+        self._schema_ready = False
+        self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"PostgresSessionStore({_describe_dsn(self.dsn)!r}, table={self.table!r})"
+
+    async def create_schema(self) -> None:
+        """Create the tables and indexes if they do not exist (idempotent, safe to race from many processes)."""
+        await self._call(self._create_schema_blocking)
+
+    # -- connections --
+
+    def _ready_pool(self) -> ConnectionPool[Any]:
+        with self._ready_lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                pool: ConnectionPool[Any] = ConnectionPool(
+                    self.dsn,
+                    kwargs={"autocommit": True},
+                    timeout=self._timeout,
+                    reconnect_timeout=self._timeout / 2,
+                    check=self._check_connection,
+                    name=f"session-store-{self.table}",
+                    open=False,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                )
+                pool.open(wait=False)
+                self._pool = pool
+            if self._ensure_schema and not self._schema_ready:
+                self._create_schema_on(self._pool)
+                self._schema_ready = True
+            return self._pool
+
+    def _check_connection(self, conn: psycopg.Connection[Any]) -> None:
+        last_used = self._last_used.get(conn)
+        if last_used is None or time.monotonic() - last_used > PING_IDLE_CONNECTIONS_AFTER_SECONDS:
+            from psycopg_pool import ConnectionPool
+
+            ConnectionPool.check_connection(conn)
+
+    @contextmanager
+    def _connection(self, pool: ConnectionPool[Any] | None = None) -> Iterator[psycopg.Connection[Any]]:
+        from psycopg_pool import PoolTimeout
+
+        if pool is None:
+            pool = self._ready_pool()
+        try:
+            with pool.connection() as conn:
+                yield conn
+                self._last_used[conn] = time.monotonic()
+        except PoolTimeout as error:
+            raise PoolTimeout(
+                f"no PostgreSQL connection to {_describe_dsn(self.dsn)} within {self._timeout} s "
+                f"(is the server up and the DSN right?): {error}"
+            ) from error
+
+    def _create_schema_on(self, pool: ConnectionPool[Any]) -> None:
+        with self._connection(pool) as conn, conn.transaction():
+            conn.execute(self._sql.schema_lock)
+            for statement in self._sql.schema:
+                conn.execute(statement)
+
+    def _create_schema_blocking(self) -> None:
+        self._create_schema_on(self._ready_pool())
+
+    # -- SessionStore, blocking halves --
+
+    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        import psycopg
+
+        project_key, session_id = key["project_key"], key["session_id"]
+        batch = unique_in_batch(entries)
+        insert_params = (
+            project_key,
+            session_id,
+            subpath or _MAIN_SUBPATH,
+            [entry_uuid(entry) for entry in batch],
+            [encode_entry(entry) for entry in batch],
+        )
+        with self._connection() as conn:
+            if subpath is not None:
+                conn.execute(self._sql.insert_entries, insert_params)  # one statement, one round trip
+                return
+            with conn.pipeline(), conn.transaction():
+                conn.execute(self._sql.create_summary_row, (project_key, session_id))
+                previous_row = conn.execute(self._sql.lock_summary_row, (project_key, session_id))
+                inserted = conn.execute(self._sql.insert_entries, insert_params)
+                new_uuids = {uuid for (uuid,) in inserted.fetchall()}
+                stored = [e for e in batch if (uuid := entry_uuid(e)) is None or uuid in new_uuids]
+                if not stored:
+                    raise psycopg.Rollback()  # a fully repeated batch changes nothing, not even the mtime
+                mtime, data = previous_row.fetchone() or (0, {})
+                previous: SessionSummaryEntry = {"session_id": session_id, "mtime": mtime, "data": data}
+                summary = fold_session_summary(previous, key, stored)
+                summary_json = json.dumps(summary["data"], ensure_ascii=False)
+                conn.execute(self._sql.write_summary, (summary_json, project_key, session_id))
+
+    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.load, (project_key, session_id, subpath or _MAIN_SUBPATH)).fetchall()
+        return [entry for (entry,) in rows] or None
+
+    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.list_sessions, (project_key,)).fetchall()
+        return [{"session_id": session_id, "mtime": mtime} for session_id, mtime in rows]
+
+    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.list_summaries, (project_key,)).fetchall()
+        return [{"session_id": session_id, "mtime": mtime, "data": data} for session_id, mtime, data in rows]
+
+    def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
+        with self._connection() as conn:
+            if subpath is not None:
+                conn.execute(self._sql.delete_subkey, (project_key, session_id, subpath))
+                return
+            # The summary row goes first: its row lock waits for an append in flight, and the entries
+            # delete that follows then sees (and removes) what that append committed.
+            with conn.pipeline(), conn.transaction():
+                conn.execute(self._sql.delete_summary, (project_key, session_id))
+                conn.execute(self._sql.delete_session, (project_key, session_id))
+
+    def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.list_subkeys, (project_key, session_id)).fetchall()
+        return [subpath for (subpath,) in rows]
+
+    def _close_blocking(self) -> None:
+        with self._ready_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None

@@ -1,0 +1,264 @@
+"""``RedisSessionStore``: session transcripts in Redis (6.2 or newer), for fast stores shared by many machines.
+
+Implements the ``SessionStore`` contract of reference §1.7 (all six methods), improving on the reference
+adapter of §13.2 with the decisions of SPEC §4: ``subpath == ""`` raises ``ValueError`` and
+``append(key, [])`` creates nothing (decision 2); entries are idempotent by ``uuid`` per key, the summary of
+reference §5.1 is folded inside the append's ``WATCH``/``MULTI``/``EXEC`` transaction, and every mtime is
+the Redis server's ``TIME`` (decision 8).
+
+Driver: redis-py's sync client, driven through ``compat.run_sync`` with a ``compat.CapacityLimiter``, so the
+store works under asyncio and trio alike (``redis.asyncio`` is asyncio-only). redis-py is imported when a store
+is built; without it the error names the extra: ``pip install 'session-store-compat[redis]'``.
+
+Key layout (``P`` is the prefix, default ``session-store``; ``pk``, ``sid`` and subpaths are escaped so that
+``%``, ``:``, ``{`` and ``}`` become ``%25``, ``%3A``, ``%7B`` and ``%7D``, which keeps keys unambiguous)::
+
+    P:{pk:sid}:main               list    the main transcript, one JSON string per entry
+    P:{pk:sid}:sub:<subpath>      list    a subagent transcript
+    P:{pk:sid}:uuids:main         set     uuids held by the main transcript (idempotency)
+    P:{pk:sid}:uuids:sub:<subpath> set    uuids held by that subkey
+    P:{pk:sid}:subkeys            set     the session's subpaths (raw)
+    P:{pk:sid}:summary            string  {"mtime": epoch ms, "data": the fold's opaque data}
+    P:{pk}:sessions               zset    session id -> mtime: the index behind list_sessions
+
+Redis Cluster: every key of one session shares the hash tag ``{pk:sid}``, so each append, load and delete is a
+single-slot transaction. The project index carries the tag ``{pk}`` (another slot) and is written outside the
+session's transaction: before it when a session is created (``ZADD NX``, so a crash cannot leave a stored
+session unlisted) and after it to advance the score (``ZADD GT``); a delete removes the id after deleting the
+session. Listing therefore checks each indexed id against its summary and skips ids whose session is gone.
+A delete racing an append of the same session may leave that session out of the index until its next append.
+Configure ``maxmemory-policy noeviction``: an evicted key silently loses transcript lines.
+
+Append: ``WATCH`` the key's uuid set (and the summary for a main append), read which uuids are known, read the
+summary and ``TIME``, then ``MULTI``: ``RPUSH`` the new entries, ``SADD`` their uuids, write the folded summary
+(or record the subpath), ``EXEC``. A concurrent writer makes ``EXEC`` fail and the append starts over, at most
+:data:`MAX_TRANSACTION_ATTEMPTS` times. redis-py never silently re-sends a watched transaction after a
+connection error, so a dropped connection cannot double an append.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
+from ._threaded import (
+    ThreadedSessionStore,
+    decode_entry,
+    encode_entry,
+    entry_uuid,
+    fold_stamped_summary,
+    require_driver,
+    unique_in_batch,
+)
+
+if TYPE_CHECKING:
+    import redis
+    from redis.client import Pipeline
+
+__all__ = ["DEFAULT_PREFIX", "MAX_TRANSACTION_ATTEMPTS", "RedisKeys", "RedisSessionStore"]
+
+DEFAULT_PREFIX = "session-store"
+MAX_TRANSACTION_ATTEMPTS = 100
+"""How often an append or delete retries after a concurrent writer invalidated its ``WATCH``."""
+
+T = TypeVar("T")
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace(":", "%3A").replace("{", "%7B").replace("}", "%7D")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisKeys:
+    """The Redis keys of one session (see the layout in the module docstring)."""
+
+    def __init__(self, prefix: str, project_key: str, session_id: str) -> None:
+        self._session = f"{prefix}{{{_escape(project_key)}:{_escape(session_id)}}}"
+        self.index = f"{prefix}{{{_escape(project_key)}}}:sessions"
+        self.summary = f"{self._session}:summary"
+        self.subkeys = f"{self._session}:subkeys"
+
+    def entries(self, subpath: str | None) -> str:
+        return f"{self._session}:main" if subpath is None else f"{self._session}:sub:{_escape(subpath)}"
+
+    def uuids(self, subpath: str | None) -> str:
+        return f"{self._session}:uuids:main" if subpath is None else f"{self._session}:uuids:sub:{_escape(subpath)}"
+
+
+def _normalized_prefix(prefix: str) -> str:
+    if "{" in prefix or "}" in prefix:
+        raise ValueError(f"Redis key prefix {prefix!r} must not contain '{{' or '}}' (they would break hash tags)")
+    prefix = prefix.rstrip(":")
+    return f"{prefix}:" if prefix else ""
+
+
+class RedisSessionStore(ThreadedSessionStore):
+    """A ``SessionStore`` in Redis (see the module docstring for the key layout and guarantees).
+
+    ``url_or_client``: a ``redis://`` / ``rediss://`` URL (the store then owns, and closes, its client), or a
+    sync ``redis.Redis`` client you own (``decode_responses`` may be either). ``prefix``: namespace of every key.
+    ``max_connections``: bound on concurrent calls (and the pool size of a client built from a URL).
+    """
+
+    def __init__(
+        self, url_or_client: str | redis.Redis, *, prefix: str = DEFAULT_PREFIX, max_connections: int = 10
+    ) -> None:
+        require_driver("redis", store="RedisSessionStore", extra="redis")
+        import redis
+
+        super().__init__(max_threads=max_connections)
+        self._prefix = _normalized_prefix(prefix)
+        self._owns_client = isinstance(url_or_client, str)
+        self._client: redis.Redis = (
+            redis.Redis.from_url(url_or_client, max_connections=max_connections)
+            if isinstance(url_or_client, str)
+            else url_or_client
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisSessionStore(prefix={self._prefix!r})"
+
+    def _keys(self, project_key: str, session_id: str) -> RedisKeys:
+        return RedisKeys(self._prefix, project_key, session_id)
+
+    def _transaction(self, watch: list[str], body: Callable[[Pipeline], T]) -> T:
+        """Run ``body(pipe)`` with ``watch`` watched, again while a concurrent write invalidates it."""
+        from redis.exceptions import WatchError
+
+        for _ in range(MAX_TRANSACTION_ATTEMPTS):
+            with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*watch)  # type: ignore[no-untyped-call]  # redis-py leaves watch() unannotated
+                    return body(pipe)
+                except WatchError:
+                    continue
+        raise RuntimeError(
+            f"gave up after {MAX_TRANSACTION_ATTEMPTS} attempts: {watch} kept changing under concurrent writers"
+        )
+
+    def _server_time_ms(self, pipe: Pipeline) -> int:
+        seconds, microseconds = pipe.time()
+        return int(seconds) * 1000 + int(microseconds) // 1000
+
+    def _fold_summary(
+        self, pipe: Pipeline, key: SessionKey, keys: RedisKeys, stored: list[SessionStoreEntry]
+    ) -> tuple[int, str]:
+        """Read the watched summary and the server clock; return the new mtime and the folded summary JSON.
+
+        A new session is added to the project index now (``ZADD NX``), before its transaction: a crash
+        in between leaves an id that listing skips, never a stored session that is not listed.
+        """
+        session_id = key["session_id"]
+        raw = pipe.get(keys.summary)
+        previous: SessionSummaryEntry | None = None
+        if raw is not None:
+            saved = json.loads(raw)
+            previous = {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
+        summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe))
+        if previous is None:
+            pipe.zadd(keys.index, {session_id: summary["mtime"]}, nx=True)
+        return summary["mtime"], json.dumps({"mtime": summary["mtime"], "data": summary["data"]}, ensure_ascii=False)
+
+    # -- SessionStore, blocking halves --
+
+    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        session_id = key["session_id"]
+        keys = self._keys(key["project_key"], session_id)
+        batch = unique_in_batch(entries)
+        uuids = [uuid for entry in batch if (uuid := entry_uuid(entry)) is not None]
+        watched = [keys.uuids(subpath)] if subpath is not None else [keys.uuids(None), keys.summary]
+
+        def write(pipe: Pipeline) -> int | None:
+            presence = pipe.smismember(keys.uuids(subpath), uuids) if uuids else []
+            known = {uuid for uuid, present in zip(uuids, presence, strict=True) if present}
+            stored = [entry for entry in batch if entry_uuid(entry) not in known]
+            if not stored:
+                return None
+            mtime, summary_json = self._fold_summary(pipe, key, keys, stored) if subpath is None else (None, "")
+            pipe.multi()
+            pipe.rpush(keys.entries(subpath), *[encode_entry(entry) for entry in stored])
+            stored_uuids = [uuid for entry in stored if (uuid := entry_uuid(entry)) is not None]
+            if stored_uuids:
+                pipe.sadd(keys.uuids(subpath), *stored_uuids)
+            if subpath is None:
+                pipe.set(keys.summary, summary_json)
+            else:
+                pipe.sadd(keys.subkeys, subpath)
+            pipe.execute()
+            return mtime
+
+        mtime = self._transaction(watched, write)
+        if mtime is not None:
+            self._client.zadd(keys.index, {session_id: mtime}, gt=True)
+
+    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+        raw: list[bytes | str] = self._client.lrange(self._keys(project_key, session_id).entries(subpath), 0, -1)
+        return [decode_entry(item) for item in raw] or None
+
+    def _indexed_sessions(self, project_key: str) -> list[tuple[str, float]]:
+        index = RedisKeys(self._prefix, project_key, "").index
+        members = cast(list[tuple[bytes | str, float]], self._client.zrange(index, 0, -1, withscores=True))
+        return [(_text(member), score) for member, score in members]
+
+    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        indexed = self._indexed_sessions(project_key)
+        with self._client.pipeline(transaction=False) as pipe:
+            for session_id, _ in indexed:
+                pipe.exists(self._keys(project_key, session_id).summary)
+            present = pipe.execute()
+        return [
+            {"session_id": session_id, "mtime": int(score)}
+            for (session_id, score), exists in zip(indexed, present, strict=True)
+            if exists
+        ]
+
+    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        indexed = self._indexed_sessions(project_key)
+        with self._client.pipeline(transaction=False) as pipe:
+            for session_id, _ in indexed:
+                pipe.get(self._keys(project_key, session_id).summary)
+            raw_summaries = pipe.execute()
+        summaries: list[SessionSummaryEntry] = []
+        for (session_id, _), raw in zip(indexed, raw_summaries, strict=True):
+            if raw is not None:
+                saved = json.loads(raw)
+                summaries.append({"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]})
+        return summaries
+
+    def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
+        keys = self._keys(project_key, session_id)
+        if subpath is not None:
+            with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.entries(subpath), keys.uuids(subpath))
+                pipe.srem(keys.subkeys, subpath)
+                pipe.execute()
+            return
+
+        def delete_session(pipe: Pipeline) -> None:
+            subpaths = [_text(member) for member in pipe.smembers(keys.subkeys)]
+            pipe.multi()
+            pipe.delete(
+                keys.entries(None),
+                keys.uuids(None),
+                keys.summary,
+                keys.subkeys,
+                *[keys.entries(sub) for sub in subpaths],
+                *[keys.uuids(sub) for sub in subpaths],
+            )
+            pipe.execute()
+
+        self._transaction([keys.subkeys], delete_session)
+        self._client.zrem(keys.index, session_id)
+
+    def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        members = self._client.smembers(self._keys(project_key, session_id).subkeys)
+        return sorted(_text(member) for member in members)
+
+    def _close_blocking(self) -> None:
+        if self._owns_client:
+            self._client.close()

@@ -1,0 +1,259 @@
+"""``SQLiteSessionStore``: the embedded default store, one SQLite file shared safely by many processes.
+
+Implements the ``SessionStore`` contract of reference §1.7 (all six methods) on the standard library's
+``sqlite3``, with the project's decisions of SPEC §4: ``subpath == ""`` raises ``ValueError`` and
+``append(key, [])`` creates nothing (decision 2); entries are idempotent by ``uuid`` per key, the summary
+sidecar of reference §5.1 is folded inside the append's transaction, and its ``mtime`` (also the
+``list_sessions`` mtime) is one clock forced strictly increasing per session (decision 8).
+
+Where the database lives: the ``path`` argument; else ``$SESSION_STORE_DB``; else
+``$XDG_DATA_HOME/session-store/sessions.db``, i.e. ``~/.local/share/session-store/sessions.db`` by default.
+Missing parent directories are created on first use. ``":memory:"`` gives a private in-memory database.
+
+Concurrency: the database runs in WAL mode (readers never block the writer) with ``synchronous=NORMAL`` (a
+committed append survives a crash of the process; a power loss may drop the last transactions) and a busy
+timeout of :data:`BUSY_TIMEOUT_SECONDS`. Every append is one ``BEGIN IMMEDIATE`` transaction: it takes the
+write lock before reading the uuids and the summary, so the read-fold-write of concurrent appenders, in this
+process or in others, is serialized and nothing is lost or folded twice. Within one store, one connection is
+used from worker threads one call at a time (``compat.run_sync`` with a limiter of one).
+
+Layout: ``session_entries`` (one row per entry, ``subpath = ''`` for the main transcript, ordered by the
+rowid ``seq``; a partial unique index on ``(project_key, session_id, subpath, uuid)`` makes uuids idempotent)
+and ``session_summaries`` (one row per main transcript: ``mtime`` and the fold's opaque ``data``).
+``PRAGMA user_version`` records :data:`SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..types import (
+    SessionKey,
+    SessionStoreEntry,
+    SessionStoreListEntry,
+    SessionSummaryEntry,
+)
+from ._threaded import (
+    ThreadedSessionStore,
+    decode_entry,
+    encode_entry,
+    entry_uuid,
+    fold_stamped_summary,
+    unique_in_batch,
+)
+
+__all__ = ["BUSY_TIMEOUT_SECONDS", "DATABASE_PATH_ENV", "SCHEMA_VERSION", "SQLiteSessionStore", "default_database_path"]
+
+DATABASE_PATH_ENV = "SESSION_STORE_DB"
+"""Environment variable naming the database file used when no path is given."""
+
+BUSY_TIMEOUT_SECONDS = 30.0
+"""How long a statement waits for another process's write lock before failing with ``database is locked``."""
+
+WAL_SWITCH_RETRY_SECONDS = 0.01
+
+SCHEMA_VERSION = 1
+
+_MAIN_SUBPATH = ""  # the main transcript's subpath column; "" is never a valid subpath (SPEC §4 decision 2)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_entries (
+    seq INTEGER PRIMARY KEY,
+    project_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    subpath TEXT NOT NULL,
+    uuid TEXT,
+    entry TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_entries_by_key ON session_entries (project_key, session_id, subpath, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS session_entries_uuid ON session_entries (project_key, session_id, subpath, uuid)
+    WHERE uuid IS NOT NULL;
+CREATE TABLE IF NOT EXISTS session_summaries (
+    project_key TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    mtime INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (project_key, session_id)
+) WITHOUT ROWID;
+"""
+
+
+def default_database_path() -> Path:
+    """``$SESSION_STORE_DB``, else ``$XDG_DATA_HOME/session-store/sessions.db`` (``~/.local/share`` default)."""
+    configured = os.environ.get(DATABASE_PATH_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "session-store" / "sessions.db"
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (persistent; a no-op once done), retrying while another process holds it.
+
+    SQLite does not call the busy handler for this pragma, so two processes opening a new file at once would
+    otherwise see ``database is locked`` here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorname", "") != "SQLITE_BUSY" or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_SWITCH_RETRY_SECONDS)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SQLiteSessionStore(ThreadedSessionStore):
+    """A ``SessionStore`` in one SQLite file (see the module docstring for path resolution and locking)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(max_threads=1)
+        if path is None:
+            path = default_database_path()
+        self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
+        self._conn: sqlite3.Connection | None = None
+        self._open_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteSessionStore({self.path!r})"
+
+    # -- connection --
+
+    def _connection(self) -> sqlite3.Connection:
+        with self._open_lock:
+            if self._conn is None:
+                self._conn = self._open()
+            return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as error:
+            raise sqlite3.OperationalError(f"cannot open the session store database {self.path!r}: {error}") from error
+        try:
+            _switch_to_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction(conn):
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} has session-store schema version {version}, newer than the {SCHEMA_VERSION} "
+                        "this version of session-store-compat understands; upgrade the package to open it"
+                    )
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` (take the write lock now, waiting up to the busy timeout) ... ``COMMIT``."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- SessionStore, blocking halves --
+
+    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        project_key, session_id = key["project_key"], key["session_id"]
+        with self._transaction(self._connection()) as conn:
+            stored: list[SessionStoreEntry] = []
+            for entry in unique_in_batch(entries):
+                cursor = conn.execute(
+                    "INSERT INTO session_entries (project_key, session_id, subpath, uuid, entry) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (project_key, session_id, subpath or _MAIN_SUBPATH, entry_uuid(entry), encode_entry(entry)),
+                )
+                if cursor.rowcount == 1:
+                    stored.append(entry)
+            if subpath is not None or not stored:
+                return
+            row = conn.execute(
+                "SELECT mtime, data FROM session_summaries WHERE project_key = ? AND session_id = ?",
+                (project_key, session_id),
+            ).fetchone()
+            previous: SessionSummaryEntry | None = (
+                {"session_id": session_id, "mtime": row[0], "data": json.loads(row[1])} if row else None
+            )
+            summary = fold_stamped_summary(key, previous, stored, _now_ms())
+            conn.execute(
+                "INSERT INTO session_summaries (project_key, session_id, mtime, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (project_key, session_id) DO UPDATE SET mtime = excluded.mtime, data = excluded.data",
+                (project_key, session_id, summary["mtime"], json.dumps(summary["data"], ensure_ascii=False)),
+            )
+
+    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+        rows = self._connection().execute(
+            "SELECT entry FROM session_entries WHERE project_key = ? AND session_id = ? AND subpath = ? ORDER BY seq",
+            (project_key, session_id, subpath or _MAIN_SUBPATH),
+        )
+        entries = [decode_entry(text) for (text,) in rows]
+        return entries or None
+
+    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        rows = self._connection().execute(
+            "SELECT session_id, mtime FROM session_summaries WHERE project_key = ?", (project_key,)
+        )
+        return [{"session_id": session_id, "mtime": mtime} for session_id, mtime in rows]
+
+    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        rows = self._connection().execute(
+            "SELECT session_id, mtime, data FROM session_summaries WHERE project_key = ?", (project_key,)
+        )
+        return [
+            {"session_id": session_id, "mtime": mtime, "data": json.loads(data)} for session_id, mtime, data in rows
+        ]
+
+    def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
+        with self._transaction(self._connection()) as conn:
+            if subpath is not None:
+                conn.execute(
+                    "DELETE FROM session_entries WHERE project_key = ? AND session_id = ? AND subpath = ?",
+                    (project_key, session_id, subpath),
+                )
+                return
+            conn.execute(
+                "DELETE FROM session_entries WHERE project_key = ? AND session_id = ?", (project_key, session_id)
+            )
+            conn.execute(
+                "DELETE FROM session_summaries WHERE project_key = ? AND session_id = ?", (project_key, session_id)
+            )
+
+    def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        rows = self._connection().execute(
+            "SELECT subpath FROM session_entries WHERE project_key = ? AND session_id = ? AND subpath <> ? "
+            "GROUP BY subpath ORDER BY MIN(seq)",
+            (project_key, session_id, _MAIN_SUBPATH),
+        )
+        return [subpath for (subpath,) in rows]
+
+    def _close_blocking(self) -> None:
+        with self._open_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,316 @@
+"""Throwaway PostgreSQL and Redis servers for the adapter tests (a pytest plugin).
+
+Load it from ``tests/conftest.py`` with ``pytest_plugins = ["servers"]``. It provides session-scoped, sync
+fixtures:
+
+- ``postgres_url``: a ``postgresql://`` URL of an empty database created for this test run (dropped at the
+  end). The server is a throwaway ``initdb`` cluster on ``127.0.0.1`` on a free port in a temp dir, stopped
+  afterwards, unless ``SESSION_STORE_TEST_POSTGRES_URL`` names a running server to reuse (its role needs
+  ``CREATEDB``).
+- ``redis_url``: a ``redis://`` URL of a throwaway ``redis-server --save ''`` on a free port, unless
+  ``SESSION_STORE_TEST_REDIS_URL`` names one to reuse. Tests put their keys under a prefix starting with
+  :data:`REDIS_TEST_PREFIX`; those keys are deleted at the end.
+- ``postgres_server_factory`` / ``redis_server_factory``: start a *private* server that a test may stop and
+  start again (outage tests). Never reused from the environment: stopping someone else's server is not ours
+  to do.
+
+When the server binaries are missing, the tests that need them are skipped, except when ``CI=true``: then
+they fail, so a CI machine without servers cannot pass by skipping. ``scripts/install-servers.sh`` installs
+them. PostgreSQL binaries are looked up on ``PATH`` and in ``/usr/lib/postgresql/*/bin``. PostgreSQL refuses
+to run as root, so under root the cluster runs as the ``postgres`` user through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_URL_ENV = "SESSION_STORE_TEST_POSTGRES_URL"
+REDIS_URL_ENV = "SESSION_STORE_TEST_REDIS_URL"
+REDIS_TEST_PREFIX = "sstest"
+SERVER_START_TIMEOUT_SECONDS = 30.0
+POSTGRES_SERVICE_USER = "postgres"
+
+
+def _missing(what: str, reuse_env: str) -> None:
+    """Skip (locally) or fail (CI) a test whose server binaries are not installed."""
+    message = f"{what} not found; run scripts/install-servers.sh (or point {reuse_env} at a running server)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until(ready: Callable[[], bool], what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace")[-2000:] if log is not None and log.exists() else ""
+    raise RuntimeError(f"{what} did not become ready within {SERVER_START_TIMEOUT_SECONDS} s\n{tail}")
+
+
+def _start_on_a_free_port(server: PostgresServer | RedisServer, attempts: int = 3) -> None:
+    """Start ``server``; if its port was taken meanwhile (another process won the race), try a new one."""
+    for attempt in range(attempts):
+        try:
+            server.start()
+            return
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+            server.port = free_port()
+
+
+def _private_dir(prefix: str, owner: str | None) -> Path:
+    """A fresh temp dir, owned by ``owner`` when we run as root (so a service user can write in it)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if owner is not None:
+        shutil.chown(path, user=owner)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- PostgreSQL
+
+
+def find_postgres_bin_dir() -> Path | None:
+    """The directory holding ``initdb`` and ``pg_ctl``: PATH first, then the newest Debian cluster version."""
+    on_path = shutil.which("pg_ctl")
+    if on_path and shutil.which("initdb"):
+        return Path(on_path).parent
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda d: int(Path(d).parent.name) if Path(d).parent.name.isdigit() else 0,
+    )
+    for candidate in reversed(candidates):
+        if (Path(candidate) / "pg_ctl").exists() and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    return None
+
+
+class PostgresServer:
+    """One throwaway PostgreSQL cluster: ``initdb`` once, then ``start()`` / ``stop()`` as often as needed."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.run_as = POSTGRES_SERVICE_USER if os.geteuid() == 0 else None
+        self.base_dir = _private_dir("session-store-pg-", self.run_as)
+        self.data_dir = self.base_dir / "data"
+        self.log_file = self.base_dir / "server.log"
+        self.port = free_port()
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [str(self.bin_dir / tool), *args]
+        if self.run_as is not None:
+            command = ["runuser", "-u", self.run_as, "--", *command]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stderr}")
+
+    def start(self) -> None:
+        # fsync off: only the server process ever "crashes" in tests, never the OS, so committed data is
+        # still in the page cache; synchronous_commit stays on, so a commit is in the WAL before it is acked.
+        options = (
+            f"-p {self.port} -k {self.base_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        )
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (clean) or ``immediate`` (like a crash; WAL recovery on next start)."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.stop("immediate")
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _with_database(url: str, database: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def _admin_execute(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(statement.encode())
+
+
+@pytest.fixture(scope="session")
+def postgres_server_factory() -> Iterator[Callable[[], PostgresServer]]:
+    """Start private PostgreSQL servers (running) that a test may stop and restart; all destroyed at the end."""
+    servers: list[PostgresServer] = []
+
+    def start_server() -> PostgresServer:
+        bin_dir = find_postgres_bin_dir()
+        if bin_dir is None:
+            _missing("PostgreSQL (initdb/pg_ctl)", POSTGRES_URL_ENV)
+            raise AssertionError("unreachable")
+        server = PostgresServer(bin_dir)
+        servers.append(server)
+        _start_on_a_free_port(server)
+        return server
+
+    yield start_server
+    for server in servers:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server_factory: Callable[[], PostgresServer]) -> Iterator[str]:
+    """URL of a fresh, empty database on a throwaway (or ``$SESSION_STORE_TEST_POSTGRES_URL``) server."""
+    base_url = os.environ.get(POSTGRES_URL_ENV) or postgres_server_factory().url
+    database = f"session_store_test_{uuid.uuid4().hex[:12]}"
+    _admin_execute(base_url, f'CREATE DATABASE "{database}"')
+    yield _with_database(base_url, database)
+    _admin_execute(base_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+# ----------------------------------------------------------------------------------------------------- Redis
+
+
+class RedisServer:
+    """One throwaway ``redis-server`` on 127.0.0.1; ``durable`` turns on an always-fsynced append-only file."""
+
+    def __init__(self, executable: str, *, durable: bool) -> None:
+        self.executable = executable
+        self.durable = durable
+        self.base_dir = _private_dir("session-store-redis-", None)
+        self.log_file = self.base_dir / "server.log"
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
+        command = [
+            self.executable,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.base_dir),
+            "--save",
+            "",
+            "--logfile",
+            str(self.log_file),
+            "--daemonize",
+            "no",
+            *persistence,
+        ]
+        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        _wait_until(self._answers_ping, f"redis-server on port {self.port}", self.log_file)
+
+    def _answers_ping(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise RuntimeError(f"redis-server exited with {self._process.returncode}\n{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server: SIGTERM, or SIGKILL with ``crash=True`` (only fsynced writes survive)."""
+        if self._process is None:
+            return
+        if crash:
+            self._process.kill()
+        else:
+            self._process.terminate()
+        self._process.wait(timeout=SERVER_START_TIMEOUT_SECONDS)
+        self._process = None
+
+    def destroy(self) -> None:
+        self.stop(crash=True)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
+    """Start private Redis servers (running) that a test may stop and restart; all destroyed at the end."""
+    servers: list[RedisServer] = []
+
+    def start_server(*, durable: bool = True) -> RedisServer:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            _missing("redis-server", REDIS_URL_ENV)
+            raise AssertionError("unreachable")
+        server = RedisServer(executable, durable=durable)
+        servers.append(server)
+        _start_on_a_free_port(server)
+        return server
+
+    yield start_server
+    for server in servers:
+        server.destroy()
+
+
+def _delete_test_keys(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{REDIS_TEST_PREFIX}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server_factory: Callable[..., RedisServer]) -> Iterator[str]:
+    """URL of a throwaway (or ``$SESSION_STORE_TEST_REDIS_URL``) Redis; test keys start with ``sstest``."""
+    reused = os.environ.get(REDIS_URL_ENV)
+    url = reused or redis_server_factory(durable=False).url
+    yield url
+    if reused:
+        _delete_test_keys(url)
+
+
+def redis_test_prefix() -> str:
+    """A key prefix unique to one store under test (cleaned up by the ``redis_url`` fixture)."""
+    return f"{REDIS_TEST_PREFIX}-{uuid.uuid4().hex[:12]}"
