@@ -39,6 +39,17 @@ class _Completed:
 _EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
 next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
+_done_future: asyncio.Future[None] | None = None
+
+
+def _asyncio_done_future() -> asyncio.Future[None]:
+    """A finished asyncio future: awaiting a done future returns at once, in C, from any loop (no yield)."""
+    global _done_future
+    if _done_future is None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        _done_future = future
+    return _done_future
 
 
 def _drop_stale_loop(native: Any) -> None:
@@ -165,6 +176,8 @@ class Event(_Bound):
 
     def wait(self) -> Awaitable[Any]:
         """Wait until the flag is set (returns at once if it already is; on trio that is still a checkpoint)."""
+        if self._flag and _thread_local.name is None:  # set, and not under trio: asyncio would not yield either
+            return _done_future or _asyncio_done_future()
         native = self._native
         if _thread_local.name is not self._bound_under:
             native = self._bind()

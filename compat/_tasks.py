@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -149,12 +150,24 @@ class _AsyncioTaskHandle(TaskHandle):
     async def wait(self) -> None:
         task = self._task
         if not task.done():
-            await asyncio.wait((task,))
+            # Wait on a future of our own: awaiting the task itself would cancel it when the waiter is cancelled.
+            waiter = task.get_loop().create_future()
+            wake = functools.partial(_wake_unless_cancelled, waiter)
+            task.add_done_callback(wake)
+            try:
+                await waiter
+            finally:
+                task.remove_done_callback(wake)
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             raise exc
+
+
+def _wake_unless_cancelled(waiter: asyncio.Future[None], _task: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class _TrioTaskHandle(TaskHandle):

@@ -897,8 +897,8 @@ def _global_options(inherit: bool) -> _ArgumentParser:
         "--store",
         metavar="URL",
         default=default,
-        help="sqlite:///PATH, memory://, postgresql://..., redis://... "
-        f"(default: ${STORE_URL_ENV}, else sqlite:///~/.local/share/session-store/sessions.db)",
+        help="sqlite:///relative.db, sqlite:////abs/path.db, memory://, postgresql://..., redis://... "
+        f"(default: ${STORE_URL_ENV}, else the SQLite file ~/.local/share/session-store/sessions.db)",
     )
     options.add_argument("--backend", choices=BACKENDS, default=default, help="async library (default: asyncio)")
     for flag, help_text in (("--json", "print JSON"), ("--verbose", "also print the library's log messages")):

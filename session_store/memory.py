@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
+from typing import Self
 
 from .keys import validate_session_key
 from .summary import fold_session_summary
@@ -118,6 +119,17 @@ class InMemorySessionStore(SessionStore):
             for project_key, session_id, subpath in self._entries
             if project_key == key["project_key"] and session_id == key["session_id"] and subpath is not None
         ]
+
+    # -- lifecycle: nothing to release, but every store closes the same way --
+
+    async def close(self) -> None:
+        """Nothing to release; present so that callers can close any store alike."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # -- helpers for tests --
 

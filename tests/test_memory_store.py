@@ -263,3 +263,10 @@ async def test_clear_forgets_entries_summaries_and_known_uuids() -> None:
     assert (store.size, await store.load(MAIN), await store.list_session_summaries("proj")) == (0, None, [])
     await store.append(MAIN, [entry("a")])  # uuids are forgotten too
     assert await store.load(MAIN) == [entry("a")]
+
+
+async def test_memory_store_closes_like_the_adapters() -> None:
+    async with InMemorySessionStore() as store:
+        await store.append({"project_key": "p", "session_id": "s"}, [{"type": "user", "uuid": "u1"}])
+        assert await store.load({"project_key": "p", "session_id": "s"}) == [{"type": "user", "uuid": "u1"}]
+    await store.close()  # closing twice is harmless
