@@ -14,7 +14,7 @@ Three measurements, each on both backends (one ``asyncio.run`` / ``trio.run`` pe
    is ``ceil(n / 16) * 2 ms`` (125 ms for 1,000); target: within 1.3x of it. Also shown: the "native floor", the
    same n sleeps 16 at a time in bare native tasks (semaphore + task group, no session_store code), which is what
    the loop's timer granularity allows on this machine; "0-delay", the slow path with loads that do not sleep
-   (its CPU cost: task per session, limiter, the in-memory store's deep copy, the fold), so that
+   (its CPU cost: a task per session, the limiter, the fold), so that
    slow path ~= floor + 0-delay; and the fast path (``list_session_summaries`` of the in-memory store).
 3. **Resume materialization.** ``materialize_resume_session`` of a session of ``MAIN_ENTRIES`` entries plus
    ``SUBAGENTS`` subagent transcripts of ``SUBAGENT_ENTRIES`` entries each, then ``cleanup()``; compared with the
@@ -210,19 +210,30 @@ async def measure_batcher(backend: str, cfg: Config, sdk: dict[str, Any]) -> lis
 
 # ----------------------------------------------------------------------------------------------------- listing
 class SlowLoadStore:
-    """A store without ``list_session_summaries`` whose ``load`` waits ``delay`` seconds first (a remote store)."""
+    """A store without ``list_session_summaries`` whose ``load`` waits ``delay`` seconds first (a remote store).
+
+    ``load`` hands back a snapshot taken when the store was wrapped (a shallow copy per call), so the time
+    measured is the waiting plus the listing code, not the in-memory store's deep copy of every entry.
+    """
 
     def __init__(self, inner: InMemorySessionStore, delay: float, sleep: Callable[[float], Awaitable[None]]) -> None:
         self._inner = inner
         self._delay = delay
         self._sleep = sleep
+        self._snapshot: dict[tuple[str, str], list[SessionStoreEntry]] = {}
+
+    async def snapshot(self, project_key: str) -> None:
+        for row in await self._inner.list_sessions(project_key):
+            key: SessionKey = {"project_key": project_key, "session_id": row["session_id"]}
+            self._snapshot[(project_key, row["session_id"])] = await self._inner.load(key) or []
 
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         await self._inner.append(key, entries)
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
         await self._sleep(self._delay)
-        return await self._inner.load(key)
+        found = self._snapshot.get((key["project_key"], key["session_id"]))
+        return list(found) if found is not None else await self._inner.load(key)
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
         return await self._inner.list_sessions(project_key)
@@ -271,6 +282,9 @@ async def measure_listing(backend: str, cfg: Config, store: InMemorySessionStore
     slow = SlowLoadStore(store, cfg.load_delay_s, native_sleep(backend))
     ideal = math.ceil(cfg.list_sessions / STORE_LIST_LOAD_CONCURRENCY) * cfg.load_delay_s
     instant = SlowLoadStore(store, 0.0, native_sleep(backend))
+    project_key = project_key_for_directory(PROJECT_CWD)
+    await slow.snapshot(project_key)
+    await instant.snapshot(project_key)
     slow_samples, fast_samples, floor_samples, cpu_samples, rows_seen = [], [], [], [], set()
     for _ in range(max(cfg.rounds, 3)):
         gc.collect()

@@ -28,14 +28,36 @@ def _call_without_async_library(fn: Callable[..., T], *args: Any) -> T:
     return fn(*args)
 
 
-async def _run_in_executor(fn: Callable[..., T], args: tuple[Any, ...], abandon_on_cancel: bool) -> T:
+async def _run_in_executor(
+    fn: Callable[..., T], args: tuple[Any, ...], abandon_on_cancel: bool, limiter: CapacityLimiter | None
+) -> T:
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     call = functools.partial(context.run, _call_without_async_library, fn, *args)
-    future = loop.run_in_executor(None, call)
+    if limiter is None:
+        future = loop.run_in_executor(None, call)
+    else:
+        # The token is held until the thread is done, even when the caller abandons it (as trio does), so the
+        # limiter bounds the threads that really run, not just the callers still waiting.
+        semaphore = limiter.native()
+        await semaphore.acquire()
+        try:
+            future = loop.run_in_executor(None, call)
+        except BaseException:
+            semaphore.release()
+            raise
+        future.add_done_callback(functools.partial(_release_when_done, semaphore))
+        if abandon_on_cancel:
+            return await asyncio.shield(future)  # a cancelled caller must not cancel ``future``: it holds the token
     if abandon_on_cancel:
         return await future
     return await _await_through_cancellation(future)
+
+
+def _release_when_done(semaphore: asyncio.Semaphore, future: asyncio.Future[Any]) -> None:
+    semaphore.release()
+    if not future.cancelled():
+        future.exception()  # an abandoned call's error has nobody to go to: don't log it as "never retrieved"
 
 
 async def run_sync(
@@ -46,9 +68,10 @@ async def run_sync(
 ) -> T:
     """Run ``fn(*args)`` in a worker thread and return its result (or raise its exception).
 
-    ``limiter`` bounds how many calls run at once (trio's default limiter allows 40; asyncio's default executor
-    ``min(32, cpus + 4)``). With ``abandon_on_cancel=True`` a cancelled caller returns at once and the thread is
-    left to finish on its own; its result is discarded.
+    ``limiter`` bounds how many threads run at once; a thread keeps its token until it returns, abandoned or
+    not (trio's default limiter allows 40; asyncio's default executor ``min(32, cpus + 4)``). With
+    ``abandon_on_cancel=True`` a cancelled caller returns at once and the thread is left to finish on its own;
+    its result is discarded.
     """
     if is_trio():
         trio = trio_module()
@@ -59,7 +82,4 @@ async def run_sync(
         )
         await trio.lowlevel.checkpoint_if_cancelled()  # a cancellation that waited for the thread, as on asyncio
         return result
-    if limiter is None:
-        return await _run_in_executor(fn, args, abandon_on_cancel)
-    async with limiter:
-        return await _run_in_executor(fn, args, abandon_on_cancel)
+    return await _run_in_executor(fn, args, abandon_on_cancel, limiter)

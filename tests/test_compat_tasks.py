@@ -495,3 +495,27 @@ def test_tasks_work_under_the_eager_task_factory() -> None:
         return done
 
     assert asyncio.run(main()) == ["finished"] * 4
+
+
+async def test_an_abandoned_thread_keeps_its_limiter_token_until_it_returns() -> None:
+    limiter = compat.CapacityLimiter(1)
+    release = threading.Event()
+    order: list[str] = []
+
+    def blocked() -> None:
+        release.wait(5)
+        order.append("abandoned thread done")
+
+    def next_call() -> None:
+        order.append("next call ran")
+
+    with compat.move_on_after(0.005):
+        await compat.run_sync(blocked, limiter=limiter, abandon_on_cancel=True)
+    assert limiter.borrowed_tokens == 1  # the abandoned thread still runs
+    async with compat.create_task_group() as tg:
+        tg.start_soon(lambda: compat.run_sync(next_call, limiter=limiter))
+        await compat.sleep(0.02)
+        assert order == []  # waits for the token
+        release.set()
+    assert order == ["abandoned thread done", "next call ran"]
+    assert limiter.borrowed_tokens == 0

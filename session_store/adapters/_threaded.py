@@ -4,9 +4,11 @@ sqlite3, psycopg's sync pool and redis-py's sync client all block the calling th
 six ``_..._blocking`` methods; this base class validates the key (SPEC §4 decision 2: ``subpath == ""`` raises
 ``ValueError``, ``append(key, [])`` does nothing), then runs the blocking method in a worker thread with
 ``compat.run_sync`` under a ``compat.CapacityLimiter`` sized to the driver's connections. That is how one
-adapter works under asyncio and trio alike (psycopg's and redis-py's async APIs are asyncio-only). Calls are
-not abandoned on cancellation: a cancelled caller waits for the driver call in flight, so a transaction is
-never left half-way by a cancellation.
+adapter works under asyncio and trio alike (psycopg's and redis-py's async APIs are asyncio-only). A cancelled
+or timed-out caller returns at once (``abandon_on_cancel=True``): the driver call in flight runs to its end in
+its thread, where a transaction commits or rolls back whole, and keeps its limiter slot until then. So
+``fail_after`` around a store call (the batcher's ``send_timeout``, resume's ``load_timeout_ms``) really bounds
+it, even against a server that stopped answering; like any timed-out write, it may still land afterwards.
 
 It also holds the append rules all three adapters share (SPEC §4 decision 8, reference §1.7): entries are
 idempotent by ``uuid`` per key (a ``str`` uuid the key already holds, or one seen earlier in the same batch, is
@@ -129,7 +131,7 @@ class ThreadedSessionStore(SessionStore):
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise RuntimeError(f"this {type(self).__name__} is closed; open a new store to keep using it")
-        return await compat.run_sync(fn, *args, limiter=self._limiter)
+        return await compat.run_sync(fn, *args, limiter=self._limiter, abandon_on_cancel=True)
 
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         """Store ``entries`` after what ``key`` holds, skipping uuids it already has; fold main appends."""
