@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -133,10 +132,25 @@ _running_tasks: set[asyncio.Task[Any]] = set()  # asyncio only keeps weak refere
 
 
 class _AsyncioTaskHandle(TaskHandle):
-    __slots__ = ("_task",)
+    """``wait()`` waits on futures of its own: awaiting the task itself would cancel it with a cancelled waiter.
+
+    One done-callback per task (``_finished``) drops the strong reference and wakes the waiters.
+    """
+
+    __slots__ = ("_task", "_waiters")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self._task = task
+        self._waiters: list[asyncio.Future[None]] | None = None
+        _running_tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        _running_tasks.discard(task)
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
 
     def cancel(self) -> None:
         self._task.cancel()
@@ -150,24 +164,22 @@ class _AsyncioTaskHandle(TaskHandle):
     async def wait(self) -> None:
         task = self._task
         if not task.done():
-            # Wait on a future of our own: awaiting the task itself would cancel it when the waiter is cancelled.
-            waiter = task.get_loop().create_future()
-            wake = functools.partial(_wake_unless_cancelled, waiter)
-            task.add_done_callback(wake)
+            waiter: asyncio.Future[None] = task.get_loop().create_future()
+            if self._waiters is None:
+                self._waiters = [waiter]
+            else:
+                self._waiters.append(waiter)
             try:
                 await waiter
             finally:
-                task.remove_done_callback(wake)
+                waiters = self._waiters
+                if waiters is not None and waiter in waiters:  # this waiter was cancelled: forget it
+                    waiters.remove(waiter)
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             raise exc
-
-
-def _wake_unless_cancelled(waiter: asyncio.Future[None], _task: object) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class _TrioTaskHandle(TaskHandle):
@@ -240,7 +252,4 @@ def spawn_detached(coro: Coroutine[Any, Any, Any]) -> TaskHandle:
             handle._run, coro, name=getattr(coro, "__qualname__", None), context=contextvars.copy_context()
         )
         return handle
-    task = asyncio.get_running_loop().create_task(coro)
-    _running_tasks.add(task)
-    task.add_done_callback(_running_tasks.discard)
-    return _AsyncioTaskHandle(task)
+    return _AsyncioTaskHandle(asyncio.get_running_loop().create_task(coro))

@@ -53,6 +53,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import compat
 
@@ -93,8 +94,7 @@ MirrorErrorCallback = Callable[[SessionKey | None, str], Awaitable[object] | Non
 """``on_error(key, message)``: a coroutine function or a plain function (see the module docstring)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Frame:
+class _Frame(NamedTuple):
     """One enqueued ``transcript_mirror`` frame and its size estimate."""
 
     file_path: str

@@ -519,3 +519,22 @@ async def test_an_abandoned_thread_keeps_its_limiter_token_until_it_returns() ->
         release.set()
     assert order == ["abandoned thread done", "next call ran"]
     assert limiter.borrowed_tokens == 0
+
+
+async def test_many_waiters_all_wake_and_a_cancelled_one_leaves_the_rest_waiting() -> None:
+    done: list[str] = []
+    handle = compat.spawn_detached(_finish_later(done, 0.03))
+    woken: list[int] = []
+
+    async def waiter(i: int) -> None:
+        await handle.wait()
+        woken.append(i)
+
+    async with compat.create_task_group() as tg:
+        tg.start_soon(waiter, 1)
+        with compat.move_on_after(0.005) as impatient:
+            await handle.wait()
+        tg.start_soon(waiter, 2)
+    assert impatient.cancelled_caught
+    assert sorted(woken) == [1, 2]
+    assert done == ["finished"]
