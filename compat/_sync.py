@@ -150,7 +150,7 @@ class Event(_Bound):
     __slots__ = ("_flag",)
 
     def __init__(self) -> None:
-        super().__init__()
+        _Bound.__init__(self)  # direct call, not super(): an Event is often made per use, so this is a hot path
         self._flag = False
 
     def _make(self, backend: str, previous: Any) -> Any:

@@ -5,7 +5,8 @@ the reference's section titles: ``types`` (protocol and records), ``keys`` (proj
 folding), ``memory`` (``InMemorySessionStore``), ``batcher`` (the transcript mirror write path), ``resume``
 (materializing a stored session for resume), ``reading`` / ``transcript`` (store-backed listing and reading),
 ``mutations`` (rename, tag, delete, fork), ``importing`` (local transcripts into a store), ``conformance`` (the
-adapter test suite), ``adapters`` (SQLite, PostgreSQL, Redis and ``open_store``) and ``cli``.
+adapter test suite), ``adapters`` (SQLite, PostgreSQL, Redis and ``open_store``), ``watching`` (following a
+projects folder into a mirror batcher) and the command line: ``cli``, ``cli_output``, ``demo``.
 """
 
 from .adapters import open_store

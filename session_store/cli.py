@@ -18,16 +18,19 @@ Commands (the functions they call):
   dir is copied into DIR, so ``CLAUDE_CONFIG_DIR=DIR claude --resume SESSION`` continues it.
 - ``rename``, ``tag``, ``fork``, ``delete``: the store-backed mutations (reference §10). Unlike the library
   functions, the commands first check that the session exists, so a typo never creates a ghost session.
-- ``mirror [FOLDER]``: follows a projects folder by polling file sizes and sends each new complete JSONL line
-  (and each new or changed subagent ``.meta.json`` sidecar, as an ``agent_metadata`` entry) through a
-  ``TranscriptMirrorBatcher`` (reference §6). Stops on Ctrl-C, after ``--once`` poll or after ``--duration``.
-- ``demo``: copies the sample transcripts shipped in ``session_store/samples`` into a temporary projects
-  folder and runs import, list, show and resume against a temporary SQLite store on asyncio and on trio.
+- ``mirror [FOLDER]``: a :class:`~session_store.watching.TranscriptFolderWatcher` follows a projects folder and
+  feeds each new complete JSONL line (and each new or changed subagent ``.meta.json`` sidecar, as an
+  ``agent_metadata`` entry) to a ``TranscriptMirrorBatcher`` (reference §6). Stops on Ctrl-C, after ``--once``
+  poll or after ``--duration``.
+- ``demo``: :mod:`session_store.demo` copies the sample transcripts shipped in ``session_store/samples`` into a
+  temporary projects folder and runs import, list, show and resume against a temporary SQLite store on asyncio
+  and on trio.
 
-This is the one module of ``session_store`` that chooses an event loop: :func:`run_on_backend` imports asyncio
-or trio *by name* through importlib (no module here imports a backend) and starts the command under it;
-everything below goes through ``compat``. Errors print one line, ``session-store: error: ...``, on stderr and
-exit 1 (2 for a usage error, 130 on Ctrl-C); never a traceback.
+This module parses the arguments, runs the commands and turns their errors into one line; what gets printed is
+shaped in :mod:`session_store.cli_output`. It is the one module of ``session_store`` that chooses an event loop:
+:func:`run_on_backend` imports asyncio or trio *by name* through importlib (no module here imports a backend)
+and starts the command under it; everything below goes through ``compat``. Errors print one line,
+``session-store: error: ...``, on stderr and exit 1 (2 for a usage error, 130 on Ctrl-C); never a traceback.
 """
 
 from __future__ import annotations
@@ -42,26 +45,21 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from functools import partial
-from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn, TextIO, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NoReturn, TypeVar
 
 import compat
 
 from .adapters import open_store
 from .adapters.sqlite import default_database_path
 from .batcher import build_mirror_batcher
+from .cli_output import PROG, Console, ProgressBar, Report, format_table, format_time, one_line, redact_url
 from .importing import import_session_to_store
-from .keys import default_projects_dir, file_path_to_session_key, project_key_for_directory, validate_uuid
-from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
+from .keys import default_projects_dir, project_key_for_directory, validate_uuid
 from .mutations import (
     delete_session_via_store,
     fork_session_via_store,
@@ -76,20 +74,17 @@ from .reading import (
     list_subagents_from_store,
 )
 from .resume import materialize_resume_session
-from .types import SessionKey, SessionMessage, SessionStore, SessionStoreEntry, store_implements
+from .types import SessionKey, SessionMessage, SessionStore, store_implements
+from .watching import POLL_INTERVAL_SECONDS, TranscriptFolderWatcher, TranscriptFrame
 
-__all__ = ["BACKENDS", "CliError", "ProgressBar", "default_store_url", "main", "run_on_backend"]
+__all__ = ["BACKENDS", "CliError", "default_store_url", "main", "run_on_backend"]
 
-PROG = "session-store"
 BACKENDS = ("asyncio", "trio")
 STORE_URL_ENV = "SESSION_STORE_URL"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-MIRROR_POLL_INTERVAL_SECONDS = 0.5
 RESUME_LOAD_TIMEOUT_MS = 60_000
-SAMPLE_PROJECT_KEY = "-home-demo-weather-app"
-"""Folder name of the sample project in ``session_store/samples/projects`` (see scripts/make_samples.py)."""
 
 T = TypeVar("T")
 AsyncCommand = Callable[[], Coroutine[Any, Any, T]]
@@ -124,114 +119,6 @@ def run_on_backend(backend: str, command: AsyncCommand[T]) -> T:
         ) from exc
     result: T = _START[backend](library, command)
     return result
-
-
-# --- output -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Report:
-    """What a command produced: ``data`` for ``--json``, ``text`` for people, and the exit status."""
-
-    data: Any
-    text: str
-    status: int = 0
-
-
-@dataclass
-class Console:
-    """Where live output goes: narration on stdout (text mode only), warnings and notes on stderr."""
-
-    json_mode: bool = False
-    out: TextIO = field(default_factory=lambda: sys.stdout)
-    err: TextIO = field(default_factory=lambda: sys.stderr)
-
-    def say(self, text: str) -> None:
-        if not self.json_mode:
-            print(text, file=self.out, flush=True)
-
-    def note(self, text: str) -> None:
-        print(f"{PROG}: {text}", file=self.err, flush=True)
-
-    def warn(self, text: str) -> None:
-        print(f"{PROG}: warning: {text}", file=self.err, flush=True)
-
-
-class ProgressBar:
-    """A one-line progress bar on a terminal stream; draws nothing when the stream is not a terminal."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None, width: int = 28) -> None:
-        self.total = total
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-        self.enabled = total > 0 and self.stream.isatty()
-        self._drawn = 0
-
-    def render(self, done: int, note: str = "") -> str:
-        """The bar for ``done`` of ``total`` steps, e.g. ``importing [#######.....]  3/10 note``."""
-        done = max(0, min(done, self.total))
-        filled = self.width * done // self.total if self.total else self.width
-        counter = f"{done:>{len(str(self.total))}}/{self.total}"
-        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {counter}"
-        if note:
-            line += f" {note}"
-        return line[: max(self._columns() - 1, 10)]
-
-    def _columns(self) -> int:
-        """The terminal's width; 80 when it cannot be told (or reports 0, as a fresh pseudo-terminal does)."""
-        try:
-            return os.get_terminal_size(self.stream.fileno()).columns or 80
-        except (OSError, ValueError):  # io.UnsupportedOperation is both
-            return 80
-
-    def update(self, done: int, note: str = "") -> None:
-        if not self.enabled:
-            return
-        line = self.render(done, note)
-        self.stream.write("\r" + line.ljust(self._drawn))
-        self.stream.flush()
-        self._drawn = len(line)
-
-    def finish(self) -> None:
-        """Erase the bar so the next output starts on a clean line."""
-        if self.enabled and self._drawn:
-            self.stream.write("\r" + " " * self._drawn + "\r")
-            self.stream.flush()
-            self._drawn = 0
-
-
-def one_line(text: str | None, limit: int) -> str:
-    """``text`` with whitespace collapsed, cut to ``limit`` characters with an ellipsis."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, trailing blanks removed."""
-    table = [list(headers), *(list(row) for row in rows)]
-    widths = [max(len(row[column]) for row in table) for column in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table
-    )
-
-
-def format_time(epoch_ms: int | None) -> str:
-    """Epoch milliseconds as local ``YYYY-MM-DD HH:MM``; ``-`` when unknown."""
-    if epoch_ms is None:
-        return "-"
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 # --- stores and sessions ------------------------------------------------------------------------------------
@@ -611,122 +498,6 @@ def _import_report(folder: Path, rows: list[dict[str, Any]]) -> Report:
 # --- mirror -------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Tail:
-    offset: int = 0  # bytes already read; always just after a newline
-    line_number: int = 0  # lines already read, for messages
-
-
-def _last_line_end(path: Path, size: int, chunk_bytes: int = 1 << 16) -> int:
-    """Offset just after the last newline in the first ``size`` bytes of ``path`` (0 if there is none)."""
-    with path.open("rb") as handle:
-        end = size
-        while end > 0:
-            start = max(0, end - chunk_bytes)
-            handle.seek(start)
-            position = handle.read(end - start).rfind(b"\n")
-            if position >= 0:
-                return start + position + 1
-            end = start
-    return 0
-
-
-class TranscriptFolderWatcher:
-    """Finds new complete JSONL lines, and new or changed subagent sidecars, under a projects folder by polling.
-
-    Blocking (file I/O): call :meth:`poll` through ``compat.run_sync``. Lines that are not JSON objects are
-    skipped and described in :attr:`problems`. A file that shrinks is read again from its start.
-    """
-
-    def __init__(self, projects_dir: Path, *, from_start: bool = False) -> None:
-        if not projects_dir.is_dir():
-            raise CliError(
-                f"projects folder {projects_dir} does not exist; pass the folder the Claude CLI writes under"
-            )
-        self.projects_dir = projects_dir
-        self.problems: list[str] = []
-        self._tails: dict[Path, _Tail] = {}
-        self._sidecars: dict[Path, tuple[int, int]] = {}
-        if not from_start:
-            for path in self._transcripts():
-                self._tails[path] = _Tail(offset=_last_line_end(path, path.stat().st_size))
-            for sidecar, _ in self._sidecar_files():
-                self._sidecars[sidecar] = self._signature(sidecar)
-
-    def _transcripts(self) -> list[Path]:
-        return [
-            path
-            for path in sorted(self.projects_dir.rglob("*.jsonl"))
-            if path.is_file() and file_path_to_session_key(path, self.projects_dir) is not None
-        ]
-
-    def _sidecar_files(self) -> list[tuple[Path, Path]]:
-        found = []
-        for sidecar in sorted(self.projects_dir.rglob("*.meta.json")):
-            transcript = sidecar.with_name(sidecar.name.removesuffix(".meta.json") + ".jsonl")
-            key = file_path_to_session_key(transcript, self.projects_dir)
-            if key is not None and "subpath" in key:
-                found.append((sidecar, transcript))
-        return found
-
-    @staticmethod
-    def _signature(path: Path) -> tuple[int, int]:
-        status = path.stat()
-        return status.st_mtime_ns, status.st_size
-
-    def poll(self) -> list[tuple[Path, list[SessionStoreEntry]]]:
-        """The frames (file, new entries) found since the last poll, transcript lines before sidecars."""
-        frames: list[tuple[Path, list[SessionStoreEntry]]] = []
-        for path in self._transcripts():
-            entries = self._new_entries(path, self._tails.setdefault(path, _Tail()))
-            if entries:
-                frames.append((path, entries))
-        for sidecar, transcript in self._sidecar_files():
-            try:
-                signature = self._signature(sidecar)
-                if self._sidecars.get(sidecar) == signature:
-                    continue
-                self._sidecars[sidecar] = signature
-                metadata = read_agent_metadata_sidecar(transcript)
-            except OSError as exc:
-                self.problems.append(f"cannot read {sidecar}: {exc}")
-                continue
-            if metadata is not None:
-                frames.append((transcript, [cast(SessionStoreEntry, {**metadata, "type": AGENT_METADATA_TYPE})]))
-        return frames
-
-    def _new_entries(self, path: Path, tail: _Tail) -> list[SessionStoreEntry]:
-        try:
-            size = path.stat().st_size
-            if size < tail.offset:
-                self.problems.append(f"{path} shrank; reading it again from the start")
-                tail.offset, tail.line_number = 0, 0
-            if size == tail.offset:
-                return []
-            with path.open("rb") as handle:
-                handle.seek(tail.offset)
-                chunk = handle.read(size - tail.offset)
-        except FileNotFoundError:
-            del self._tails[path]
-            return []
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        tail.offset += len(complete)
-        entries: list[SessionStoreEntry] = []
-        for raw in complete.splitlines():
-            tail.line_number += 1
-            if not raw.strip():
-                continue
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                entry = None
-            if isinstance(entry, dict) and isinstance(entry.get("type"), str):
-                entries.append(cast(SessionStoreEntry, entry))
-            else:
-                self.problems.append(f"{path}:{tail.line_number}: not a transcript entry (a JSON object with a type)")
-        return entries
-
-
 async def mirror_command(
     store: SessionStore,
     store_url: str,
@@ -735,10 +506,10 @@ async def mirror_command(
     *,
     once: bool = False,
     duration: float | None = None,
-    interval: float = MIRROR_POLL_INTERVAL_SECONDS,
+    interval: float = POLL_INTERVAL_SECONDS,
     from_start: bool = False,
 ) -> Report:
-    watcher = await compat.run_sync(lambda: TranscriptFolderWatcher(folder, from_start=from_start))
+    watcher = await compat.run_sync(partial(TranscriptFolderWatcher, folder, from_start=from_start))
     errors: list[dict[str, Any]] = []
     lines_by_file: dict[str, int] = {}
 
@@ -746,26 +517,17 @@ async def mirror_command(
         errors.append({"key": key, "error": message})
         console.warn(f"mirror failed: {message}")
 
+    def on_frame(frame: TranscriptFrame) -> None:
+        relative = frame.path.relative_to(folder).as_posix()
+        lines_by_file[relative] = lines_by_file.get(relative, 0) + len(frame.entries)
+        console.say(f"+{len(frame.entries)} {relative}")
+
     batcher = build_mirror_batcher(store, folder, on_error)
-    stop_at = None if duration is None else compat.current_time() + duration
     console.note(f"mirroring {folder} into {redact_url(store_url)} (Ctrl-C to stop)")
     try:
-        while True:
-            frames = await compat.run_sync(watcher.poll)
-            for problem in watcher.problems:
-                console.warn(problem)
-            watcher.problems.clear()
-            for path, entries in frames:
-                batcher.enqueue(str(path), entries)
-                relative = path.relative_to(folder).as_posix()
-                lines_by_file[relative] = lines_by_file.get(relative, 0) + len(entries)
-                console.say(f"+{len(entries)} {relative}")
-            if frames:
-                await batcher.flush()
-            remaining = None if stop_at is None else stop_at - compat.current_time()
-            if once or (remaining is not None and remaining <= 0):
-                break
-            await compat.sleep(interval if remaining is None else min(interval, remaining))
+        await watcher.follow(
+            batcher, interval=interval, duration=duration, once=once, on_frame=on_frame, on_problem=console.warn
+        )
     finally:
         await batcher.close()
     total = sum(lines_by_file.values())
@@ -774,91 +536,6 @@ async def mirror_command(
         text += f"; {len(errors)} batch(es) could not be stored (see the warnings above)"
     data = {"folder": str(folder), "entries": total, "files": lines_by_file, "errors": errors}
     return Report(data, text, EXIT_FAILURE if errors else 0)
-
-
-# --- demo ---------------------------------------------------------------------------------------------------
-
-
-def _copy_traversable(source: Traversable, target: Path) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    for child in source.iterdir():
-        if child.is_dir():
-            _copy_traversable(child, target / child.name)
-        else:
-            (target / child.name).write_bytes(child.read_bytes())
-
-
-def install_samples(projects_dir: Path, workspace: Path) -> str:
-    """Copy the shipped sample project into ``projects_dir`` under the key of ``workspace``; return the key."""
-    project_key = project_key_for_directory(workspace)
-    sample_project = files("session_store").joinpath("samples", "projects", SAMPLE_PROJECT_KEY)
-    if not sample_project.is_dir():
-        raise CliError(f"the sample transcripts are missing from the installed package ({sample_project})")
-    _copy_traversable(sample_project, projects_dir / project_key)
-    for transcript in (projects_dir / project_key).glob("*.jsonl"):
-        _date_by_last_entry(transcript)
-    return project_key
-
-
-def _date_by_last_entry(transcript: Path) -> None:
-    """Give a copied transcript the modification time of its last timestamped entry, as the CLI would have."""
-    stamps = [entry.get("timestamp") for entry in map(json.loads, transcript.read_text("utf-8").splitlines())]
-    last = max(stamp for stamp in stamps if isinstance(stamp, str))
-    seconds = datetime.fromisoformat(last.replace("Z", "+00:00")).timestamp()
-    os.utime(transcript, (seconds, seconds))
-
-
-async def _demo_on_backend(
-    backend: str, store_url: str, projects_dir: Path, workspace: Path, resume_dir: Path, console: Console
-) -> dict[str, Any]:
-    scope = Scope(store_url, str(workspace))
-    global_options = f"--backend {backend} --store {shlex.quote(store_url)}"
-
-    def step(arguments: str, report: Report) -> Any:
-        console.say(f"\n$ {PROG} {global_options} {arguments}\n{report.text}")
-        return report.data
-
-    async def steps(store: SessionStore) -> dict[str, Any]:
-        outcome: dict[str, Any] = {"backend": backend, "store": store_url}
-        report = await import_command(store, projects_dir, console)
-        if report.status:
-            raise CliError(f"demo: importing the samples failed on {backend}: {report.text}")
-        outcome["import"] = step(f"import {shlex.quote(str(projects_dir))}", report)
-        directory = f"--directory {shlex.quote(str(workspace))}"
-        outcome["list"] = step(f"list {directory}", await list_command(store, scope))
-        if not outcome["list"]:
-            raise CliError(f"demo: no session listed after importing the samples on {backend}")
-        oldest = outcome["list"][-1]["session_id"]  # in the samples, the one with tool calls and a subagent
-        outcome["show"] = step(f"show {oldest} {directory}", await show_command(store, scope, oldest))
-        subagents = await subagents_command(store, scope, oldest)
-        outcome["subagents"] = step(f"subagents {oldest} {directory}", subagents)
-        resumed = await resume_command(store, scope, oldest, resume_dir)
-        outcome["resume"] = step(f"resume {oldest} --into {shlex.quote(str(resume_dir))} {directory}", resumed)
-        return outcome
-
-    return await with_store(store_url, steps)
-
-
-def demo_command(backends: Sequence[str], console: Console, keep: bool = False) -> Report:
-    workdir = Path(tempfile.mkdtemp(prefix="session-store-demo-"))
-    try:
-        workspace = workdir / "weather-app"
-        workspace.mkdir()
-        projects_dir = workdir / "claude" / "projects"
-        project_key = install_samples(projects_dir, workspace)
-        console.say(f"sample transcripts copied to {projects_dir / project_key}")
-        runs = []
-        for backend in backends:
-            console.say(f"\n=== {backend} ===")
-            store_url = sqlite_url(workdir / f"sessions-{backend}.db")
-            resume_dir = workdir / f"resumed-{backend}"
-            on_backend = partial(_demo_on_backend, backend, store_url, projects_dir, workspace, resume_dir, console)
-            runs.append(run_on_backend(backend, on_backend))
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-    summary = f"demo finished on {' and '.join(backends)}" + (f"; files kept in {workdir}" if keep else "")
-    return Report({"workdir": str(workdir), "kept": keep, "runs": runs}, summary)
 
 
 # --- argument parsing ---------------------------------------------------------------------------------------
@@ -980,9 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("folder", nargs="?", type=Path, metavar="FOLDER", help="default: as for import")
     sub.add_argument("--once", action="store_true", help="poll once and exit")
     sub.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
-    sub.add_argument(
-        "--interval", type=_seconds, default=MIRROR_POLL_INTERVAL_SECONDS, metavar="SECONDS", help="poll period"
-    )
+    sub.add_argument("--interval", type=_seconds, default=POLL_INTERVAL_SECONDS, metavar="SECONDS", help="poll period")
     sub.add_argument("--from-start", action="store_true", help="also mirror lines already in the files")
 
     sub = command(
@@ -1061,6 +736,8 @@ def _execute(argv: Sequence[str] | None, console: Console) -> int:
         stream=console.err,
     )
     if args.command == "demo":
+        from .demo import demo_command  # demo builds on this module's commands: import it only when it runs
+
         report = demo_command((args.backend,) if args.backend else BACKENDS, console, keep=args.keep)
     else:
         args.store = args.store or default_store_url()

@@ -2,7 +2,7 @@
 
 Each test gets its own HOME and CLAUDE_CONFIG_DIR under tmp_path, a transcript factory that writes Claude Code
 projects folders, and a SQLite store file (or ``memory://``). A few sync tests call pieces of
-``session_store.cli`` in-process (the progress bar, the backend runner).
+``session_store.cli`` and ``session_store.cli_output`` in-process (the backend runner, the progress bar).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from session_store import cli
+from session_store.cli_output import ProgressBar
 from session_store.keys import project_key_for_directory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -684,7 +685,7 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_bar_draws_on_a_terminal_and_erases_itself() -> None:
     stream = FakeTerminal()
-    bar = cli.ProgressBar(4, "importing", stream, width=8)
+    bar = ProgressBar(4, "importing", stream, width=8)
 
     bar.update(1, "abc")
     bar.update(4)
@@ -698,7 +699,7 @@ def test_progress_bar_draws_on_a_terminal_and_erases_itself() -> None:
 
 def test_progress_bar_stays_silent_off_a_terminal() -> None:
     stream = io.StringIO()
-    bar = cli.ProgressBar(4, "importing", stream)
+    bar = ProgressBar(4, "importing", stream)
 
     bar.update(2)
     bar.finish()
