@@ -8,6 +8,7 @@ names and schema, Redis key layout and clock) follows, then outages, then ``open
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import sqlite3
@@ -194,7 +195,7 @@ async def test_sqlite_creates_missing_directories_and_uses_wal(tmp_path: Path) -
     path = tmp_path / "a" / "b" / "sessions.db"
     async with SQLiteSessionStore(path) as store:
         await store.append(session_key(), [entry("a")])
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -208,7 +209,7 @@ async def test_sqlite_data_outlives_the_store_object(tmp_path: Path) -> None:
 
 async def test_sqlite_refuses_a_database_from_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         conn.execute("PRAGMA user_version = 99")
     async with SQLiteSessionStore(path) as store:
         with pytest.raises(RuntimeError, match=r"schema version 99.*upgrade the package"):
@@ -252,7 +253,7 @@ def test_sqlite_two_processes_appending_to_one_file_lose_nothing(tmp_path: Path)
     for process in processes:
         assert process.wait(timeout=120) == 0
 
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         rows = [json.loads(text) for (text,) in conn.execute("SELECT entry FROM session_entries ORDER BY seq")]
         [(data,)] = conn.execute("SELECT data FROM session_summaries").fetchall()
@@ -563,3 +564,13 @@ def test_importing_the_adapters_imports_no_driver() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+async def test_sqlite_lists_a_project_in_commit_order_even_within_one_millisecond(tmp_path: Path) -> None:
+    async with SQLiteSessionStore(tmp_path / "order.db") as store:
+        ids = [f"session-{number:03d}" for number in range(50)]
+        for session_id in ids:  # far faster than one append per millisecond
+            await store.append({"project_key": "p", "session_id": session_id}, [entry(f"u-{session_id}")])
+        rows = await store.list_sessions("p")
+    assert [row["session_id"] for row in sorted(rows, key=lambda row: row["mtime"])] == ids
+    assert len({row["mtime"] for row in rows}) == 50

@@ -4,7 +4,8 @@ Implements the ``SessionStore`` contract of reference §1.7 (all six methods) on
 ``sqlite3``, with the project's decisions of SPEC §4: ``subpath == ""`` raises ``ValueError`` and
 ``append(key, [])`` creates nothing (decision 2); entries are idempotent by ``uuid`` per key, the summary
 sidecar of reference §5.1 is folded inside the append's transaction, and its ``mtime`` (also the
-``list_sessions`` mtime) is one clock forced strictly increasing per session (decision 8).
+``list_sessions`` mtime) is one clock forced strictly increasing per project (decision 8), so the sessions
+of a project list in commit order even when several appends land within one millisecond.
 
 Where the database lives: the ``path`` argument; else ``$SESSION_STORE_DB``; else
 ``$XDG_DATA_HOME/session-store/sessions.db``, i.e. ``~/.local/share/session-store/sessions.db`` by default.
@@ -46,6 +47,7 @@ from ._threaded import (
     encode_entry,
     entry_uuid,
     fold_stamped_summary,
+    next_mtime,
     unique_in_batch,
 )
 
@@ -82,6 +84,7 @@ CREATE TABLE IF NOT EXISTS session_summaries (
     data TEXT NOT NULL,
     PRIMARY KEY (project_key, session_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_summaries_by_mtime ON session_summaries (project_key, mtime);
 """
 
 
@@ -200,7 +203,11 @@ class SQLiteSessionStore(ThreadedSessionStore):
             previous: SessionSummaryEntry | None = (
                 {"session_id": session_id, "mtime": row[0], "data": json.loads(row[1])} if row else None
             )
-            summary = fold_stamped_summary(key, previous, stored, _now_ms())
+            # One clock per project, strictly increasing: listing order is commit order, even within one ms.
+            (latest,) = conn.execute(
+                "SELECT max(mtime) FROM session_summaries WHERE project_key = ?", (project_key,)
+            ).fetchone()
+            summary = fold_stamped_summary(key, previous, stored, next_mtime(_now_ms(), latest or 0))
             conn.execute(
                 "INSERT INTO session_summaries (project_key, session_id, mtime, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (project_key, session_id) DO UPDATE SET mtime = excluded.mtime, data = excluded.data",
