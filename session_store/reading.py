@@ -114,34 +114,30 @@ def _degraded_row(session_id: str, mtime: int) -> SessionInfo:
 async def _rows_via_load(
     store: SessionStore, project: _Project, listing: Sequence[SessionStoreListEntry]
 ) -> list[SessionInfo]:
-    """Load and fold every listed session, at most :data:`STORE_LIST_LOAD_CONCURRENCY` at a time.
+    """Load and fold every listed session, at most :data:`STORE_LIST_LOAD_CONCURRENCY` loads at a time.
 
-    Rows keep listing order; empty, sidechain and summary-less sessions are dropped; a load raising an
-    ``Exception`` gives a degraded row. Anything else propagates once the task group has stopped every load.
+    Rows keep listing order; empty, sidechain and summary-less sessions are dropped; a session whose load (or
+    fold) raises an ``Exception`` gives a degraded row. Anything else propagates once the task group has stopped
+    every load. Each child folds its session after giving its limiter slot back, so the folding overlaps the
+    other loads instead of running after the last one.
     """
     limiter = compat.CapacityLimiter(STORE_LIST_LOAD_CONCURRENCY)
-    outcomes: list[list[SessionStoreEntry] | Exception | None] = [None] * len(listing)
+    rows: list[SessionInfo | None] = [None] * len(listing)
 
-    async def load_one(index: int, session_id: str) -> None:
-        async with limiter:  # acquired in the child: trio's limiter is borrowed per task
-            try:
-                outcomes[index] = await store.load(project.session_key(session_id))
-            except Exception as error:  # the adapter is user code; one bad session must not hide the rest
-                outcomes[index] = error
+    async def load_one(index: int, row: SessionStoreListEntry) -> None:
+        session_id = row["session_id"]
+        try:
+            async with limiter:  # acquired in the child: trio's limiter is borrowed per task
+                entries = await store.load(project.session_key(session_id))
+            if entries:
+                rows[index] = _row_from_entries(project, session_id, entries, row["mtime"])
+        except Exception:  # the adapter is user code; one bad session must not hide the rest
+            rows[index] = _degraded_row(session_id, row["mtime"])
 
     async with compat.create_task_group() as task_group:
         for index, row in enumerate(listing):
-            task_group.start_soon(load_one, index, row["session_id"])
-
-    rows: list[SessionInfo] = []
-    for row, outcome in zip(listing, outcomes, strict=True):
-        if isinstance(outcome, Exception):
-            rows.append(_degraded_row(row["session_id"], row["mtime"]))
-        elif outcome:
-            info = _row_from_entries(project, row["session_id"], outcome, row["mtime"])
-            if info is not None:
-                rows.append(info)
-    return rows
+            task_group.start_soon(load_one, index, row)
+    return [info for info in rows if info is not None]
 
 
 async def _uuid_listing(store: SessionStore, project: _Project) -> list[SessionStoreListEntry]:
