@@ -10,6 +10,9 @@ import html
 import json
 import math
 import os
+import platform
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +179,18 @@ def _png_chart(chart: Chart, title: str, path: Path) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def run_meta(started: float, quick: bool, **details: Any) -> dict[str, Any]:
+    """What every results file records about its run: interpreter, platform, mode, duration, and ``details``."""
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "quick": quick,
+        **details,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def write_results(

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import importlib.util
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -44,7 +43,7 @@ from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLi
 from session_store.types import SessionKey, SessionStore
 
 from ._data import new_id, transcript
-from ._report import Table, write_results
+from ._report import Table, run_meta, write_results
 
 SUITE = "adapters"
 POSTGRES_URL_ENV = "SESSION_STORE_BENCH_POSTGRES_URL"
@@ -329,13 +328,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
     }
     write_results(
         SUITE,
-        meta={
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "quick": quick,
-            "config": cfg.__dict__,
-            "seconds": round(time.perf_counter() - started, 1),
-        },
+        meta=run_meta(started, quick, config=cfg.__dict__),
         data={"adapters": results},
         tables=[table],
         targets=[],

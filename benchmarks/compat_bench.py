@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import platform
 import statistics
 import sys
 import time
@@ -63,7 +62,7 @@ import trio
 
 import compat
 
-from ._report import Table, ratio, write_results
+from ._report import Table, ratio, run_meta, write_results
 from ._timing import Impl, interleave
 
 perf_ns = time.perf_counter_ns
@@ -512,16 +511,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
     }
     write_results(
         SUITE,
-        meta={
-            "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "trio": trio.__version__,
-            "quick": quick,
-            "rounds": rounds,
-            "target_ms_per_round": target_ms,
-            "seconds": round(time.perf_counter() - started, 1),
-        },
+        meta=run_meta(started, quick, trio=trio.__version__, rounds=rounds, target_ms_per_round=target_ms),
         data={"backends": results},
         tables=tables,
         targets=targets(results),

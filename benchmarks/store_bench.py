@@ -27,7 +27,6 @@ import asyncio
 import gc
 import math
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -48,7 +47,7 @@ from session_store.resume import materialize_resume_session
 from session_store.types import SessionKey, SessionStoreEntry, SessionStoreListEntry
 
 from ._data import new_id, transcript
-from ._report import Table, ratio, write_results
+from ._report import Table, ratio, run_meta, write_results
 
 SUITE = "store"
 LIST_TARGET = 1.3
@@ -543,13 +542,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
         chart[backend] = group
     write_results(
         SUITE,
-        meta={
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "quick": quick,
-            "config": cfg.__dict__,
-            "seconds": round(time.perf_counter() - started, 1),
-        },
+        meta=run_meta(started, quick, config=cfg.__dict__),
         data={"backends": results},
         tables=_tables(results, cfg),
         targets=_targets(results),
