@@ -270,3 +270,25 @@ def test_validate_session_key_rejects_an_empty_subpath_and_says_how_to_fix_it() 
 @pytest.mark.parametrize("subpath", [None, "subagents/agent-1"])
 def test_validate_session_key_accepts_main_and_subagent_keys(subpath: str | None) -> None:
     validate_session_key(session_key("proj", "sess", subpath))  # the test fails if this raises
+
+
+# -- coverage of reference §16.2 (added by the coverage audit) --
+
+
+@pytest.mark.parametrize("env", [{}, None, {"OTHER": "x"}], ids=["empty-mapping", "none", "unrelated-keys"])
+def test_projects_dir_falls_back_to_the_process_environment(
+    env: dict[str, str] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", "/from/process")
+    assert default_projects_dir(env) == Path("/from/process/projects")
+
+
+def test_file_path_that_relpath_cannot_relate_maps_to_none() -> None:
+    assert file_path_to_session_key("", PROJECTS) is None  # os.path.relpath raises ValueError("no path specified")
+
+
+def test_file_path_on_another_windows_drive_maps_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ntpath
+
+    monkeypatch.setattr(os.path, "relpath", ntpath.relpath)  # Windows rules: no relative path across drives
+    assert file_path_to_session_key("D:\\projects\\proj\\sid.jsonl", "C:\\projects") is None

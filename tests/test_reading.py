@@ -595,3 +595,48 @@ async def test_subagent_messages_use_the_direct_path_without_list_subkeys(tmp_pa
     await seed_subagent(store, tmp_path, session_id, "subagents/wf/agent-nested")
     assert len(await get_subagent_messages_from_store(store, session_id, "direct", str(tmp_path))) == 2
     assert await get_subagent_messages_from_store(store, session_id, "nested", str(tmp_path)) == []
+
+
+# --- coverage of reference §16.9 tag and created_at extraction, store-backed (added by the coverage audit) ---------
+
+
+def tool_use_with_a_tag_input(tag_value: str, session_id: str) -> dict[str, object]:
+    item = assistant("building", session_id=session_id)
+    block = {"type": "tool_use", "id": "toolu_1", "name": "docker_build", "input": {"tag": tag_value}}
+    item["message"] = {"role": "assistant", "content": [block]}
+    return item
+
+
+@PATHS
+async def test_list_tag_ignores_tag_fields_inside_tool_use_inputs(
+    tmp_path: Path, store_class: type[RecordingStore]
+) -> None:
+    store = store_class()
+    tagged, untagged = new_id(), new_id()
+    await seed(
+        store,
+        tmp_path,
+        tagged,
+        [*conversation("tag v1.0", session_id=tagged), tag("real-tag"), tool_use_with_a_tag_input("myapp:v2", tagged)],
+    )
+    await seed(
+        store,
+        tmp_path,
+        untagged,
+        [*conversation("build", session_id=untagged), tool_use_with_a_tag_input("prod", untagged)],
+    )
+    tags = {info.session_id: info.tag for info in await list_sessions_from_store(store, str(tmp_path))}
+    assert tags == {tagged: "real-tag", untagged: None}
+
+
+@PATHS
+async def test_list_created_at_comes_from_the_first_entry_that_has_a_timestamp(
+    tmp_path: Path, store_class: type[RecordingStore]
+) -> None:
+    store = store_class()
+    session_id = new_id()
+    mode_line = {"type": "permission-mode", "permissionMode": "acceptEdits", "sessionId": session_id}
+    await seed(store, tmp_path, session_id, [mode_line, *conversation("hello", session_id=session_id, start_at=90)])
+    [info] = await list_sessions_from_store(store, str(tmp_path))
+    assert info.created_at == epoch_ms(90)
+    assert info.created_at is not None and info.created_at <= info.last_modified

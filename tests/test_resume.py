@@ -659,3 +659,38 @@ async def test_cleanup_retries_eperm(monkeypatch: pytest.MonkeyPatch, temp_root:
     await materialized.cleanup()
     assert leftovers(temp_root) == []
     assert len(calls) == 3
+
+
+# --- coverage of reference §16.5 "options validation", as this API has it (added by the coverage audit) -----------
+
+
+async def test_continue_with_an_explicit_resume_does_not_need_list_sessions(temp_root: Path) -> None:
+    store = MinimalStore({SID: transcript("hi")})
+    materialized = await materialize_ok(store, resume=SID, continue_conversation=True)
+    assert materialized.resume_session_id == SID
+    assert read_jsonl(main_file(materialized)) == transcript("hi")
+    await materialized.cleanup()
+    assert leftovers(temp_root) == []
+
+
+async def test_continue_without_list_sessions_fails_before_touching_the_store_or_disk(temp_root: Path) -> None:
+    calls: list[str] = []
+
+    class CountingMinimalStore(MinimalStore):
+        async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+            calls.append(key["session_id"])
+            return await super().load(key)
+
+    with pytest.raises(ValueError, match=r"pass resume=<session id> instead"):
+        await materialize(CountingMinimalStore({SID: transcript("hi")}), continue_conversation=True)
+    assert calls == []
+    assert leftovers(temp_root) == []
+
+
+async def test_remove_tree_in_an_already_cancelled_scope_removes_the_tree_without_any_failure(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path)
+    with compat.move_on_after(0) as scope:
+        await remove_tree(tree)
+        await compat.checkpoint()  # asyncio delivers the pending cancellation at the first await that yields
+    assert scope.cancelled_caught
+    assert not tree.exists()

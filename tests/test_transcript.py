@@ -25,7 +25,7 @@ from session_store.transcript import (
     parse_session_info_from_lite,
     to_session_message,
 )
-from session_store.types import SessionInfo
+from session_store.types import SessionInfo, SessionKey, SessionSummaryEntry
 from tests.transcript_factories import (
     agent_metadata,
     assistant,
@@ -344,3 +344,96 @@ def test_paginate_skips_offset_then_takes_limit(limit: int | None, offset: int, 
 def test_entries_to_jsonl_round_trips_entries() -> None:
     entries = conversation("a", "b")
     assert [json.loads(line) for line in entries_to_jsonl(entries).splitlines()] == entries
+
+
+# --- coverage of reference §16.8 parity and §16.9 tag / created_at extraction (added by the coverage audit) ---
+
+
+def fold_incrementally(entries: list[dict[str, object]]) -> SessionInfo | None:
+    """Fold one entry at a time, as a store folds its summary append by append, then convert the summary."""
+    key: SessionKey = {"project_key": "p", "session_id": SID}
+    summary: SessionSummaryEntry | None = None
+    for item in entries:
+        summary = fold_session_summary(summary, key, [item])  # type: ignore[list-item]  # plain dict entries
+    assert summary is not None
+    summary["mtime"] = 42
+    return summary_entry_to_session_info(summary, "/project")
+
+
+PARITY_STREAMS = {
+    "rich": lambda: [
+        {"type": "permission-mode", "permissionMode": "plan"},
+        *conversation("<command-name>/init</command-name>", "what now", session_id=SID, cwd="/w", gitBranch="b"),
+        custom_title("Named", session_id=SID),
+        {"type": "last-prompt", "lastPrompt": "most recent", "sessionId": SID},
+        tag("t1", session_id=SID),
+    ],
+    "first-prompt-only": lambda: [user("just one question", session_id=SID, at=7)],
+}
+
+
+@pytest.mark.parametrize("stream", sorted(PARITY_STREAMS))
+def test_incremental_fold_equals_the_lite_parse(stream: str) -> None:
+    entries = PARITY_STREAMS[stream]()
+    from_lite = lite_info(entries)
+    from_fold = fold_incrementally(entries)
+    assert from_lite is not None and from_fold is not None
+    from_lite.file_size = None
+    assert from_fold == from_lite
+
+
+def test_first_prompt_only_stream_gives_a_row_with_the_prompt_as_summary() -> None:
+    info = lite_info([user("just one question", session_id=SID, at=7)], project_path="/canonical")
+    assert info is not None
+    assert (info.summary, info.first_prompt, info.custom_title) == ("just one question",) * 2 + (None,)
+    assert (info.cwd, info.git_branch, info.tag, info.created_at) == ("/canonical", None, None, epoch_ms(7))
+
+
+def tool_use_with_a_tag_input(tag_value: str) -> dict[str, object]:
+    block = {"type": "tool_use", "id": "toolu_1", "name": "docker_build", "input": {"tag": tag_value}}
+    return entry("assistant", message={"role": "assistant", "content": [block]})
+
+
+def test_lite_tag_ignores_tag_fields_inside_tool_use_inputs() -> None:
+    info = lite_info([*conversation("tag v1.0"), tag("real-tag"), tool_use_with_a_tag_input("myapp:v2")])
+    assert info is not None and info.tag == "real-tag"
+
+
+def test_lite_tag_is_none_when_only_a_tool_use_input_has_one() -> None:
+    info = lite_info([*conversation("build it"), tool_use_with_a_tag_input("prod")])
+    assert info is not None and info.tag is None
+
+
+def test_lite_tag_is_the_last_tag_line_and_an_empty_tag_clears_it() -> None:
+    assert (info := lite_info([*conversation("q"), tag("first"), tag("second")])) is not None
+    assert info.tag == "second"
+    assert (cleared := lite_info([*conversation("q"), tag("first"), tag("")])) is not None
+    assert cleared.tag is None
+
+
+def test_lite_created_at_comes_from_a_later_head_line_when_the_first_has_no_timestamp() -> None:
+    info = lite_info([{"type": "permission-mode", "permissionMode": "acceptEdits"}, user("hello", at=90)])
+    assert info is not None and info.created_at == epoch_ms(90)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [("2026-01-15T10:30:00.000Z", 1_768_473_000_000), ("2026-01-15T10:30:00+00:00", 1_768_473_000_000)],
+    ids=["zulu", "offset"],
+)
+def test_lite_created_at_parses_iso_timestamps_to_epoch_ms(timestamp: str, expected: int) -> None:
+    item = user("hello")
+    item["timestamp"] = timestamp
+    info = lite_info([item])
+    assert info is not None and info.created_at == expected
+    assert isinstance(info.created_at, int)
+
+
+@pytest.mark.parametrize("timestamp", [None, "not-a-valid-iso-date"], ids=["missing", "invalid"])
+def test_lite_created_at_is_none_without_a_parseable_timestamp(timestamp: str | None) -> None:
+    item = user("hello")
+    del item["timestamp"]
+    if timestamp is not None:
+        item["timestamp"] = timestamp
+    info = lite_info([item])
+    assert info is not None and info.created_at is None
