@@ -26,18 +26,24 @@ timeout or cancel
 ``CapacityLimiter``            ``asyncio.Semaphore``: a task may hold several  one token per task (borrower-checked);
                                tokens; release from any task                   release by the borrower only
 ``shield(fn)``                 ``fn`` runs in a new task (task-affine things   ``fn`` runs in the caller's task inside
-                               such as trio-style owner checks see another     ``CancelScope(shield=True)``
-                               task); if ``fn`` raised while the caller was
-                               cancelled, the cancellation wins and ``fn``'s
-                               error is its ``__context__``
+                               such as trio-style owner checks see another     ``CancelScope(shield=True)``; its
+                               task) with a copy of the caller's contextvars   contextvar writes are the caller's
+``shield`` / ``run_sync``      the cancellation wins; the call's error is      the call's error propagates; the
+error while the caller was     its ``__context__``                             cancellation comes at the next checkpoint
+cancelled
+``shield`` at the end of the   ``asyncio.run`` cancels every task on           the shielded work completes
+run                            shutdown, the shielded one included
 ``fail_after(0)`` /            cancels at the next ``await`` that yields; a    cancels at the next checkpoint (trio
 ``move_on_after(0)``           body that never yields completes normally       checkpoints always check)
 ``spawn_detached`` errors      "Task exception was never retrieved" logged by  logged at once as a warning on the ``compat``
 nobody waits for               asyncio when the task is garbage-collected      logger; the run goes on
 detached task at end of run    cancelled by ``asyncio.run`` on shutdown        cancelled when the main task exits
+detached task cancelled        its coroutine never runs (no ``finally``)       runs up to its first checkpoint
+before it starts
 done-callback timing           one loop tick after completion (``call_soon``)  synchronously at completion (or at once if done)
 ``run_sync`` default bound     the loop's default executor                     ``trio.to_thread``'s default limiter (40)
-``Event`` after rebinding      keeps its flag                                  keeps its flag
+``Event`` after rebinding      keeps its flag                                  keeps its flag; an Event set while bound
+                                                                               to asyncio waits without a checkpoint
 =============================  ==============================================  ===============================================
 
 Same on both: timeouts are *sync* context managers (``with fail_after(s):``) whose deadline is fixed on entry;

@@ -56,8 +56,9 @@ def current_backend() -> Backend:
             if _get_running_loop() is None:
                 raise _unsupported(None)
             return "asyncio"
-        if name == "asyncio" and _get_running_loop() is None:
-            # anyio's context variable leaked into a thread without a loop (e.g. asyncio.to_thread under anyio).
+        if name == "trio" or (name == "asyncio" and _get_running_loop() is None):
+            # anyio's context variable leaked into a thread that runs no loop (asyncio.to_thread under anyio, a
+            # thread started with copy_context()); trio.run itself always sets thread_local.name.
             raise _unsupported(None)
     if name == "trio":
         return "trio"
@@ -69,13 +70,11 @@ def current_backend() -> Backend:
 def is_trio() -> bool:
     """Fast backend test for hot paths: True under trio, False otherwise (asyncio is then assumed).
 
-    Costs one attribute read on asyncio and trio; misreports only for unsupported libraries, whose own error
-    then surfaces when the asyncio call runs without a loop.
+    Costs one attribute read; ``trio.run`` sets ``sniffio.thread_local.name`` for its whole run (also under
+    ``anyio.run``). Misreports only unsupported libraries, whose own error then surfaces when the asyncio call
+    runs without a loop.
     """
-    name = _thread_local.name
-    if name is None:
-        return _library_cvar.get() == "trio"
-    return name == "trio"
+    return _thread_local.name == "trio"
 
 
 def trio_module() -> ModuleType:

@@ -39,17 +39,6 @@ class _Completed:
 _EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
 next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
-_done_future: asyncio.Future[None] | None = None
-
-
-def _asyncio_done_future() -> asyncio.Future[None]:
-    """A finished asyncio future: awaiting a done future returns at once, in C, from any loop (no yield)."""
-    global _done_future
-    if _done_future is None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        _done_future = future
-    return _done_future
 
 
 def _drop_stale_loop(native: Any) -> None:
@@ -145,9 +134,13 @@ class Lock(_Bound):
 
 
 class Event(_Bound):
-    """A one-shot flag: ``set()``, ``is_set()``, ``await wait()``. ``set()`` works before first use."""
+    """A one-shot flag: ``set()``, ``is_set()``, ``await wait()``. ``set()`` works before first use.
 
-    __slots__ = ("_flag",)
+    Once the flag is set on asyncio, ``wait`` becomes the native ``asyncio.Event.wait`` itself (an instance
+    attribute, hence no ``__slots__`` here): waiting on a set event then costs exactly what asyncio's costs. A set
+    asyncio Event needs no loop to be waited on, so this stays valid under any later loop; under trio such an
+    event's ``wait()`` returns without a checkpoint.
+    """
 
     def __init__(self) -> None:
         _Bound.__init__(self)  # direct call, not super(): an Event is often made per use, so this is a hot path
@@ -164,11 +157,17 @@ class Event(_Bound):
             return not self._native.statistics().tasks_waiting
         return all(waiter.done() for waiter in self._native._waiters)
 
+    def _use_native_wait(self, native: Any) -> None:
+        self.__dict__["wait"] = native.wait  # shadows the method below from now on
+
     def set(self) -> None:
         """Set the flag and wake every waiter (sync; safe before the event was ever awaited)."""
         self._flag = True
-        if self._native is not None:
-            self._native.set()
+        native = self._native
+        if native is not None:
+            native.set()
+            if self._asyncio:
+                self._use_native_wait(native)
 
     def is_set(self) -> bool:
         """True once :meth:`set` was called."""
@@ -176,13 +175,13 @@ class Event(_Bound):
 
     def wait(self) -> Awaitable[Any]:
         """Wait until the flag is set (returns at once if it already is; on trio that is still a checkpoint)."""
-        if self._flag and _thread_local.name is None:  # set, and not under trio: asyncio would not yield either
-            return _done_future or _asyncio_done_future()
         native = self._native
         if _thread_local.name is not self._bound_under:
             native = self._bind()
         elif self._asyncio and not native._value:
             _drop_stale_loop(native)
+        if self._flag and self._asyncio:
+            self._use_native_wait(native)
         return native.wait()  # type: ignore[no-any-return]
 
 

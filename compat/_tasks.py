@@ -200,6 +200,8 @@ class _TrioTaskHandle(TaskHandle):
                 await coro
         except trio.Cancelled:
             pass  # cancelled from outside (end of run): the task ends quietly
+        except BaseExceptionGroup as group:  # e.g. a nursery inside the task, cancelled at the end of the run
+            _cancelled, outcome = group.split(trio.Cancelled)
         except BaseException as exc:  # a system task must not raise: that would crash the whole run
             outcome = exc
         self._exception = outcome

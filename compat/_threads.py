@@ -68,7 +68,9 @@ async def run_sync(
 ) -> T:
     """Run ``fn(*args)`` in a worker thread and return its result (or raise its exception).
 
-    ``limiter`` bounds how many threads run at once; a thread keeps its token until it returns, abandoned or
+    Not cancellable by default: a cancelled caller waits for the thread to finish, then gets the cancellation
+    instead of the result (on trio an error raised by the thread comes first, the cancellation at the next
+    checkpoint). ``limiter`` bounds how many threads run at once; a thread keeps its token until it returns, abandoned or
     not (trio's default limiter allows 40; asyncio's default executor ``min(32, cpus + 4)``). With
     ``abandon_on_cancel=True`` a cancelled caller returns at once and the thread is left to finish on its own;
     its result is discarded.

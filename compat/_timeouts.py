@@ -81,7 +81,11 @@ class _AsyncioTimeoutScope:
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("compat timeouts must be entered inside an asyncio task, not a loop callback")
+        if self._handle is not None:
+            raise RuntimeError("this compat timeout scope is already active; use a new one for a nested block")
         self._task = task
+        self._fired = False
+        self.cancelled_caught = False
         self._entry_cancelling = task.cancelling()
         loop = task.get_loop()
         if self._seconds != math.inf:
@@ -95,9 +99,15 @@ class _AsyncioTimeoutScope:
 
     def _fire(self) -> None:
         self._handle = None
-        if not self._task.done():
+        task = self._task
+        if not task.done():
             self._fired = True
-            self._task.cancel(f"compat timeout of {self._seconds} s expired")
+            if getattr(task, "_must_cancel", False):
+                # A cancellation is already waiting to be delivered: asyncio folds both into one CancelledError
+                # carrying the last message, and anyio recognises its own cancellations by their message.
+                task.cancel(getattr(task, "_cancel_message", None))
+            else:
+                task.cancel(f"compat timeout of {self._seconds} s expired")
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

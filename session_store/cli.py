@@ -730,11 +730,12 @@ def _execute(argv: Sequence[str] | None, console: Console) -> int:
     console.json_mode = args.json
     # What the libraries log (retries, pool reconnects) is either reported by the command or ends in its error
     # line; show it only on request.
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.CRITICAL + 1,
-        format=f"{PROG}: %(levelname)s %(name)s: %(message)s",
-        stream=console.err,
-    )
+    # Filtered at the handler: a library that sets its own logger's level (psycopg does) still cannot get past it.
+    level = logging.DEBUG if args.verbose else logging.CRITICAL + 1
+    handler = logging.StreamHandler(console.err)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])
     if args.command == "demo":
         from .demo import demo_command  # demo builds on this module's commands: import it only when it runs
 

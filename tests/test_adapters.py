@@ -574,3 +574,17 @@ async def test_sqlite_lists_a_project_in_commit_order_even_within_one_millisecon
         rows = await store.list_sessions("p")
     assert [row["session_id"] for row in sorted(rows, key=lambda row: row["mtime"])] == ids
     assert len({row["mtime"] for row in rows}) == 50
+
+
+def test_open_store_takes_table_and_prefix_from_the_url_and_hides_them_from_the_driver() -> None:
+    postgres = open_store("postgresql://user@127.0.0.1:5/db?table=tenant_a&sslmode=disable")
+    assert isinstance(postgres, PostgresSessionStore)
+    assert postgres.table == "tenant_a"
+    assert postgres.dsn == "postgresql://user@127.0.0.1:5/db?sslmode=disable"
+    redis_store = open_store("redis://127.0.0.1:6/0?prefix=tenant-b")
+    assert isinstance(redis_store, RedisSessionStore)
+    assert "tenant-b" in repr(redis_store)
+    with pytest.raises(ValueError, match="table= 2 times"):
+        open_store("postgresql://127.0.0.1/db?table=a&table=b")
+    with pytest.raises(ValueError, match="table name"):
+        open_store("postgresql://127.0.0.1/db?table=bad;name")

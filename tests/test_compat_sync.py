@@ -248,3 +248,21 @@ async def test_cancelled_lock_waiter_does_not_take_the_lock() -> None:
             await compat.sleep(0.05)
     assert got_it == []
     assert not lock.locked()
+
+
+def test_an_event_set_under_asyncio_can_be_waited_on_under_trio_and_another_loop() -> None:
+    event = compat.Event()
+
+    async def set_and_wait() -> None:
+        await compat.sleep(0)  # bind to this loop first
+        event.set()
+        await event.wait()
+
+    async def wait_only() -> bool:
+        with compat.fail_after(1):
+            await event.wait()
+        return event.is_set()
+
+    asyncio.run(set_and_wait())
+    assert asyncio.run(wait_only())
+    assert trio.run(wait_only)

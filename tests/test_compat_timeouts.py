@@ -249,3 +249,16 @@ def test_trio_cancel_scope_outside_compat_timeout_wins() -> None:
         assert not inner.cancelled_caught
 
     trio.run(main)
+
+
+def test_a_timeout_scope_cannot_be_entered_twice_at_once() -> None:
+    async def main() -> None:
+        scope = compat.move_on_after(5)
+        with scope:
+            with pytest.raises(RuntimeError, match="already active"):
+                scope.__enter__()
+        with scope:  # reuse after exit is fine, and starts fresh
+            await asyncio.sleep(0)
+        assert not scope.cancelled_caught
+
+    asyncio.run(main())

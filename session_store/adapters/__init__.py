@@ -16,15 +16,17 @@ Connection strings understood by :func:`open_store`:
 ``sqlite:////abs/path.db``    an absolute SQLite path (three slashes, then the path's own leading slash)
 ``sqlite:///:memory:``        a private in-memory SQLite database
 ``memory://``                 :class:`session_store.memory.InMemorySessionStore` (process-local)
-``postgresql://...``          :class:`PostgresSessionStore` (``postgres://`` too; libpq URL, query options kept)
-``redis://...``               :class:`RedisSessionStore` (``rediss://`` for TLS)
+``postgresql://...``          :class:`PostgresSessionStore` (``postgres://`` too; libpq URL, query options kept;
+                              ``?table=NAME`` picks the entries table and is not passed to libpq)
+``redis://...``               :class:`RedisSessionStore` (``rediss://`` for TLS; ``?prefix=NAME`` picks the key
+                              prefix and is not passed to redis-py)
 ============================  ===========================================================================
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..memory import InMemorySessionStore
 from ..types import SessionStore
@@ -84,5 +86,20 @@ def open_store(url: str, **options: Any) -> SessionStore:
     if scheme == "sqlite":
         return SQLiteSessionStore(_sqlite_path(rest), **options)
     if scheme in ("postgresql", "postgres"):
-        return PostgresSessionStore(url, **options)
-    return RedisSessionStore(url, **options)
+        url, table = _take_query_option(url, "table")
+        return PostgresSessionStore(url, **({"table": table} if table is not None else {}) | options)
+    url, prefix = _take_query_option(url, "prefix")
+    return RedisSessionStore(url, **({"prefix": prefix} if prefix is not None else {}) | options)
+
+
+def _take_query_option(url: str, name: str) -> tuple[str, str | None]:
+    """Remove ``name=value`` from the URL's query (the driver would reject it); return the URL and the value."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    values = [value for key, value in pairs if key == name]
+    if not values:
+        return url, None
+    if len(values) > 1:
+        raise ValueError(f"the store URL gives {name}= {len(values)} times; give it once")
+    rest = urlencode([(key, value) for key, value in pairs if key != name])
+    return urlunsplit(parts._replace(query=rest)), values[0]

@@ -31,7 +31,8 @@ before use (busy connections skip the check), so stale connections left by a ser
 instead of failing the next operations. Waiting for a connection is bounded by ``timeout`` seconds: while the
 server is down, operations fail with ``psycopg.OperationalError`` (``psycopg_pool.PoolTimeout`` once no
 connection is left). A reconnection attempt that keeps failing is abandoned after ``timeout / 2`` and the next
-operation starts a fresh one, so once the server is back the store reconnects within ``timeout``.
+operation starts a fresh one, so once the server is back the store reconnects within ``timeout``. The very
+first use connects once directly, so a server that is down or a wrong DSN fails at once with libpq's message.
 """
 
 from __future__ import annotations
@@ -157,6 +158,11 @@ class _Statements:
         )
 
 
+def _probe_timeout(timeout: float) -> int:
+    """libpq's ``connect_timeout`` (whole seconds, at least 2) for the first connection of a store."""
+    return max(2, min(10, int(timeout)))
+
+
 class PostgresSessionStore(ThreadedSessionStore):
     """A ``SessionStore`` in a PostgreSQL table (see the module docstring for the schema and guarantees).
 
@@ -206,7 +212,18 @@ class PostgresSessionStore(ThreadedSessionStore):
     def _ready_pool(self) -> ConnectionPool[Any]:
         with self._ready_lock:
             if self._pool is None:
+                import psycopg
                 from psycopg_pool import ConnectionPool
+
+                # One direct connection first: a server that is down or a DSN that is wrong fails now, with
+                # libpq's own message, instead of after the pool has retried for ``timeout`` seconds.
+                try:
+                    psycopg.connect(self.dsn, connect_timeout=_probe_timeout(self._timeout)).close()
+                except psycopg.OperationalError as error:
+                    raise psycopg.OperationalError(
+                        f"cannot connect to PostgreSQL at {_describe_dsn(self.dsn)} (is the server up and the DSN "
+                        f"right?): {str(error).strip()}"
+                    ) from error
 
                 pool: ConnectionPool[Any] = ConnectionPool(
                     self.dsn,

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ._threaded import (
@@ -122,6 +122,14 @@ class RedisSessionStore(ThreadedSessionStore):
 
     def __repr__(self) -> str:
         return f"RedisSessionStore(prefix={self._prefix!r})"
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            return await super()._call(fn, *args)
+        except RedisConnectionError as error:
+            raise RedisConnectionError(f"{error} (is the Redis server up and the URL right?)") from error
 
     def _keys(self, project_key: str, session_id: str) -> RedisKeys:
         return RedisKeys(self._prefix, project_key, session_id)
