@@ -42,8 +42,8 @@ detached task cancelled        its coroutine never runs (no ``finally``)       r
 before it starts
 done-callback timing           one loop tick after completion (``call_soon``)  synchronously at completion (or at once if done)
 ``run_sync`` default bound     the loop's default executor                     ``trio.to_thread``'s default limiter (40)
-``Event`` after rebinding      keeps its flag                                  keeps its flag; an Event set while bound
-                                                                               to asyncio waits without a checkpoint
+``Event`` after rebinding      keeps its flag                                  keeps its flag; an Event set outside trio
+                                                                               waits without a checkpoint
 =============================  ==============================================  ===============================================
 
 Same on both: timeouts are *sync* context managers (``with fail_after(s):``) whose deadline is fixed on entry;

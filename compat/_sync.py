@@ -136,14 +136,20 @@ class Lock(_Bound):
 class Event(_Bound):
     """A one-shot flag: ``set()``, ``is_set()``, ``await wait()``. ``set()`` works before first use.
 
-    Once the flag is set on asyncio, ``wait`` becomes the native ``asyncio.Event.wait`` itself (an instance
-    attribute, hence no ``__slots__`` here): waiting on a set event then costs exactly what asyncio's costs. A set
-    asyncio Event needs no loop to be waited on, so this stays valid under any later loop; under trio such an
-    event's ``wait()`` returns without a checkpoint.
+    Once the flag is set outside trio (under asyncio, or before any loop runs), the object becomes a
+    :class:`_SetEvent`, whose ``wait`` is a plain coroutine function returning True: waiting on a set event then
+    costs what asyncio's own does, needs no binding and is valid under any later loop. Under trio such an
+    event's ``wait()`` returns without a checkpoint; an event set under trio keeps trio's checkpoint.
     """
 
+    __slots__ = ("_flag",)
+
     def __init__(self) -> None:
-        _Bound.__init__(self)  # direct call, not super(): an Event is often made per use, so this is a hot path
+        # _Bound.__init__ spelled out: an Event is often made per use, so this is a hot path
+        self._native = None
+        self._bound_under = _UNBOUND
+        self._backend = ""
+        self._asyncio = False
         self._flag = False
 
     def _make(self, backend: str, previous: Any) -> Any:
@@ -157,17 +163,14 @@ class Event(_Bound):
             return not self._native.statistics().tasks_waiting
         return all(waiter.done() for waiter in self._native._waiters)
 
-    def _use_native_wait(self, native: Any) -> None:
-        self.__dict__["wait"] = native.wait  # shadows the method below from now on
-
     def set(self) -> None:
         """Set the flag and wake every waiter (sync; safe before the event was ever awaited)."""
         self._flag = True
         native = self._native
         if native is not None:
             native.set()
-            if self._asyncio:
-                self._use_native_wait(native)
+        if _thread_local.name is None and (native is None or self._asyncio):  # not set under trio
+            self.__class__ = _SetEvent
 
     def is_set(self) -> bool:
         """True once :meth:`set` was called."""
@@ -175,14 +178,27 @@ class Event(_Bound):
 
     def wait(self) -> Awaitable[Any]:
         """Wait until the flag is set (returns at once if it already is; on trio that is still a checkpoint)."""
+        if self._flag and _thread_local.name is None:  # set under trio, now waited on under asyncio
+            self.__class__ = _SetEvent
+            return _already_set()
         native = self._native
         if _thread_local.name is not self._bound_under:
             native = self._bind()
         elif self._asyncio and not native._value:
             _drop_stale_loop(native)
-        if self._flag and self._asyncio:
-            self._use_native_wait(native)
         return native.wait()  # type: ignore[no-any-return]
+
+
+async def _already_set() -> bool:
+    """What ``asyncio.Event.wait()`` does once the event is set: return True without yielding."""
+    return True
+
+
+class _SetEvent(Event):
+    """An :class:`Event` that is set and was used under asyncio: ``wait`` needs no checks any more."""
+
+    __slots__ = ()
+    wait = staticmethod(_already_set)
 
 
 class CapacityLimiter(_Bound):
