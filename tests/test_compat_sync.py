@@ -266,3 +266,25 @@ def test_an_event_set_under_asyncio_can_be_waited_on_under_trio_and_another_loop
     asyncio.run(set_and_wait())
     assert asyncio.run(wait_only())
     assert trio.run(wait_only)
+
+
+def test_waiting_on_an_event_set_under_trio_is_still_a_checkpoint() -> None:
+    async def main() -> None:
+        event = compat.Event()
+        event.set()
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await event.wait()
+            pytest.fail("waiting on a set event under trio must be a checkpoint")
+        assert scope.cancelled_caught
+
+    trio.run(main)
+
+
+async def test_a_set_event_can_be_waited_on_from_a_new_task() -> None:
+    event = compat.Event()
+    event.set()
+    await compat.spawn_detached(event.wait()).wait()  # a real coroutine, not a future
+    async with compat.create_task_group() as tg:
+        tg.start_soon(event.wait)
+    assert event.is_set()
