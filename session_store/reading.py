@@ -118,25 +118,31 @@ async def _rows_via_load(
 
     Rows keep listing order; empty, sidechain and summary-less sessions are dropped; a session whose load (or
     fold) raises an ``Exception`` gives a degraded row. Anything else propagates once the task group has stopped
-    every load. Each child folds its session after giving its limiter slot back, so the folding overlaps the
-    other loads instead of running after the last one.
+    every load. The task group runs one worker per limiter token; each worker takes the next session as soon as
+    its previous one is done, so a finished load is followed by the next one without waiting for a wake-up,
+    and each session is folded while other loads are in flight.
     """
     limiter = compat.CapacityLimiter(STORE_LIST_LOAD_CONCURRENCY)
     rows: list[SessionInfo | None] = [None] * len(listing)
+    pending = iter(enumerate(listing))
 
     async def load_one(index: int, row: SessionStoreListEntry) -> None:
         session_id = row["session_id"]
         try:
-            async with limiter:  # acquired in the child: trio's limiter is borrowed per task
+            async with limiter:
                 entries = await store.load(project.session_key(session_id))
             if entries:
                 rows[index] = _row_from_entries(project, session_id, entries, row["mtime"])
         except Exception:  # the adapter is user code; one bad session must not hide the rest
             rows[index] = _degraded_row(session_id, row["mtime"])
 
+    async def worker() -> None:
+        for index, row in pending:  # the workers share one iterator: each session is taken exactly once
+            await load_one(index, row)
+
     async with compat.create_task_group() as task_group:
-        for index, row in enumerate(listing):
-            task_group.start_soon(load_one, index, row)
+        for _ in range(min(STORE_LIST_LOAD_CONCURRENCY, len(listing))):
+            task_group.start_soon(worker)
     return [info for info in rows if info is not None]
 
 
