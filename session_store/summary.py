@@ -31,6 +31,7 @@ __all__ = [
     "classify_prompt_text",
     "fold_session_summary",
     "iso_to_epoch_ms",
+    "prompt_in_entry",
     "summary_entry_to_session_info",
     "user_prompt_texts",
 ]
@@ -119,21 +120,30 @@ def user_prompt_texts(entry: Mapping[str, Any]) -> list[str]:
     return [block["text"] for block in blocks if block.get("type") == "text" and isinstance(block.get("text"), str)]
 
 
-def _fold_first_prompt(data: dict[str, Any], entry: Mapping[str, Any]) -> None:
-    if data.get("first_prompt_locked"):
-        return
+def prompt_in_entry(entry: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``(prompt, command)`` of one entry: its first real prompt text, and the first slash-command name seen
+    before it (either None). The one rule shared by the summary fold and the lite parse."""
+    command: str | None = None
     for raw in user_prompt_texts(entry):
         found = classify_prompt_text(raw)
         if found is None:
             continue
         kind, text = found
-        if kind == "command":
-            if not data.get("command_fallback"):
-                data["command_fallback"] = text
-            continue
-        data["first_prompt"] = text
-        data["first_prompt_locked"] = True
+        if kind == "prompt":
+            return text, command
+        command = command or text
+    return None, command
+
+
+def _fold_first_prompt(data: dict[str, Any], entry: Mapping[str, Any]) -> None:
+    if data.get("first_prompt_locked"):
         return
+    prompt, command = prompt_in_entry(entry)
+    if command and not data.get("command_fallback"):
+        data["command_fallback"] = command
+    if prompt is not None:
+        data["first_prompt"] = prompt
+        data["first_prompt_locked"] = True
 
 
 def _fold_entry(data: dict[str, Any], entry: Mapping[str, Any]) -> None:

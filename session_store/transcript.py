@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from session_store.summary import classify_prompt_text, iso_to_epoch_ms, user_prompt_texts
+from session_store.summary import iso_to_epoch_ms, prompt_in_entry
 from session_store.types import SessionInfo, SessionMessage
 
 __all__ = [
@@ -167,7 +167,7 @@ def extract_first_prompt_from_head(head: str) -> str:
 
     Lines are pre-filtered by substring as the CLI does (user lines only; no ``tool_result``, ``isMeta`` or
     ``isCompactSummary``); each candidate text is then judged by the same rules as the summary fold
-    (:func:`session_store.summary.classify_prompt_text`).
+    (:func:`session_store.summary.prompt_in_entry`).
     """
     command_fallback = ""
     for line in head.split("\n"):
@@ -181,14 +181,10 @@ def extract_first_prompt_from_head(head: str) -> str:
             continue
         if not isinstance(entry, dict):
             continue
-        for raw in user_prompt_texts(entry):
-            found = classify_prompt_text(raw)
-            if found is None:
-                continue
-            kind, text = found
-            if kind == "prompt":
-                return text
-            command_fallback = command_fallback or text
+        prompt, command = prompt_in_entry(entry)
+        if prompt is not None:
+            return prompt
+        command_fallback = command_fallback or command or ""
     return command_fallback
 
 
