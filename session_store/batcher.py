@@ -132,13 +132,15 @@ class TranscriptMirrorBatcher:
         """Buffer one frame; start a background flush when the pending thresholds are exceeded.
 
         Synchronous and cheap. The size estimate is the length of one ``json.dumps`` of the frame's entries,
-        so entries that are not JSON-serializable raise ``TypeError`` here. Crossing a threshold spawns a
-        task, which needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
+        so entries that are not JSON-serializable raise ``TypeError`` here. The batcher keeps its own copy of
+        the list. Crossing a threshold spawns a task, which needs a running asyncio or trio loop
+        (``compat.UnsupportedBackendError`` otherwise).
         """
-        frame = _Frame(os.fspath(file_path), list(entries), len(json.dumps(entries)))
-        self._pending.append(frame)
-        self._pending_entries += len(frame.entries)
-        self._pending_bytes += frame.size
+        size = len(json.dumps(entries))
+        path = file_path if type(file_path) is str else os.fspath(file_path)
+        self._pending.append(_Frame(path, list(entries), size))
+        self._pending_entries += len(entries)
+        self._pending_bytes += size
         if self._pending_entries > self.max_pending_entries or self._pending_bytes > self.max_pending_bytes:
             self._start_background_flush()
 
