@@ -12,7 +12,7 @@ fixtures:
   :data:`REDIS_TEST_PREFIX`; those keys are deleted at the end.
 - ``postgres_server_factory`` / ``redis_server_factory``: start a *private* server that a test may stop and
   start again (outage tests). Never reused from the environment: stopping someone else's server is not ours
-  to do.
+  to do. ``restartable_postgres`` / ``restartable_redis`` give each test module one such server.
 
 When the server binaries are missing, the tests that need them are skipped, except when ``CI=true``: then
 they fail, so a CI machine without servers cannot pass by skipping. ``scripts/install-servers.sh`` installs
@@ -288,6 +288,18 @@ def redis_server_factory() -> Iterator[Callable[..., RedisServer]]:
     yield start_server
     for server in servers:
         server.destroy()
+
+
+@pytest.fixture(scope="module")
+def restartable_postgres(postgres_server_factory: Callable[[], PostgresServer]) -> PostgresServer:
+    """A private PostgreSQL server for the tests of one module that stop and restart it."""
+    return postgres_server_factory()
+
+
+@pytest.fixture(scope="module")
+def restartable_redis(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
+    """A private, durable Redis server for the tests of one module that stop, kill or restart it."""
+    return redis_server_factory(durable=True)
 
 
 def _delete_test_keys(url: str) -> None:

@@ -441,16 +441,6 @@ async def append_through_an_outage(
     assert summary["data"]["custom_title"] == "t4"
 
 
-@pytest.fixture(scope="module")
-def restartable_postgres(postgres_server_factory: Callable[[], PostgresServer]) -> PostgresServer:
-    return postgres_server_factory()
-
-
-@pytest.fixture(scope="module")
-def restartable_redis(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
-    return redis_server_factory(durable=True)
-
-
 @pytest.mark.servers
 async def test_postgres_appends_fail_during_a_restart_and_resume_after_it(restartable_postgres: PostgresServer) -> None:
     import psycopg

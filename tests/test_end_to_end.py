@@ -178,16 +178,6 @@ class Outage:
         self.active = False
 
 
-@pytest.fixture(scope="module")
-def restartable_postgres(postgres_server_factory: Callable[[], PostgresServer]) -> PostgresServer:
-    return postgres_server_factory()
-
-
-@pytest.fixture(scope="module")
-def restartable_redis(redis_server_factory: Callable[..., RedisServer]) -> RedisServer:
-    return redis_server_factory(durable=True)
-
-
 def sqlite_write_lock_outage(path: Path, monkeypatch: pytest.MonkeyPatch) -> Outage:
     """Another connection holds the write lock; the store gives up after a short busy timeout."""
     monkeypatch.setattr(sqlite_adapter, "BUSY_TIMEOUT_SECONDS", 0.1)  # read when the store connects
