@@ -64,21 +64,19 @@ class _Bound:
 
     def _bind(self) -> Any:
         backend = current_backend()
-        if self._native is not None and backend != self._backend:
-            if not self._idle():
+        if self._native is None or backend != self._backend:
+            if self._native is not None and not self._idle():
                 raise RuntimeError(
                     f"this compat.{type(self).__name__} is in use under {self._backend}; "
                     f"it can only move to {backend} once it is idle (released, no waiters)"
                 )
-            self._native = self._make(backend, self._native)
-        elif self._native is None:
-            self._native = self._make(backend, None)
+            self._native = self._make(backend)
         self._backend = backend
         self._asyncio = backend == "asyncio"
         self._bound_under = _thread_local.name
         return self._native
 
-    def _make(self, backend: str, previous: Any) -> Any:  # pragma: no cover - abstract
+    def _make(self, backend: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _idle(self) -> bool:  # pragma: no cover - abstract
@@ -94,7 +92,7 @@ class Lock(_Bound):
 
     __slots__ = ()
 
-    def _make(self, backend: str, previous: Any) -> Any:
+    def _make(self, backend: str) -> Any:
         return trio_module().Lock() if backend == "trio" else asyncio.Lock()
 
     def _idle(self) -> bool:
@@ -152,9 +150,9 @@ class Event(_Bound):
         self._asyncio = False
         self._flag = False
 
-    def _make(self, backend: str, previous: Any) -> Any:
+    def _make(self, backend: str) -> Any:
         native = trio_module().Event() if backend == "trio" else asyncio.Event()
-        if self._flag or (previous is not None and previous.is_set()):
+        if self._flag:  # set() sets the flag first, so it also covers a set previous native event
             native.set()
         return native
 
@@ -217,7 +215,7 @@ class CapacityLimiter(_Bound):
         super().__init__()
         self._total = total_tokens
 
-    def _make(self, backend: str, previous: Any) -> Any:
+    def _make(self, backend: str) -> Any:
         if backend == "trio":
             return trio_module().CapacityLimiter(self._total)
         return asyncio.Semaphore(self._semaphore_size())
