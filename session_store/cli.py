@@ -73,7 +73,7 @@ from .reading import (
     list_sessions_from_store,
     list_subagents_from_store,
 )
-from .resume import materialize_resume_session
+from .resume import DEFAULT_LOAD_TIMEOUT_MS, materialize_resume_session
 from .types import SessionKey, SessionMessage, SessionStore, store_implements
 from .watching import POLL_INTERVAL_SECONDS, TranscriptFolderWatcher, TranscriptFrame
 
@@ -84,7 +84,6 @@ STORE_URL_ENV = "SESSION_STORE_URL"
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-RESUME_LOAD_TIMEOUT_MS = 60_000
 
 T = TypeVar("T")
 AsyncCommand = Callable[[], Coroutine[Any, Any, T]]
@@ -336,7 +335,7 @@ async def resume_command(
     scope: Scope,
     session_id: str,
     into: Path,
-    load_timeout_ms: float = RESUME_LOAD_TIMEOUT_MS,
+    load_timeout_ms: float = DEFAULT_LOAD_TIMEOUT_MS,
 ) -> Report:
     require_session_id(session_id)
     materialized = await materialize_resume_session(
@@ -638,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = scoped("resume", "write a stored session to a config folder the Claude CLI can resume from")
     sub.add_argument("--into", type=Path, required=True, metavar="DIR", help="target config folder")
-    sub.add_argument("--timeout", type=_seconds, default=RESUME_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
+    sub.add_argument("--timeout", type=_seconds, default=DEFAULT_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
 
     sub = scoped("rename", "set a session's title")
     sub.add_argument("title", metavar="TITLE")
