@@ -35,6 +35,20 @@ def tests(session: nox.Session, backend: str) -> None:
 
 
 @nox.session(python="3.11")
+@nox.parametrize("backend", BACKENDS)
+def soak(session: nox.Session, backend: str) -> None:
+    """The long variants of the sweep, fault, property and load suites (tests/soak.py), on one backend."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"COMPAT_TEST_BACKENDS": backend, "SESSION_STORE_SOAK": "1"},
+    )
+
+
+@nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")

@@ -11,6 +11,7 @@ import inspect
 import os
 
 import pytest
+from soak import SOAK, SOAK_ENV
 
 pytest_plugins = ["servers"]  # throwaway PostgreSQL / Redis servers (tests/servers.py)
 
@@ -40,6 +41,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         "backend",
         [pytest.param(name, marks=_MARKS[name], id=name) for name in _selected_backends()],
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SOAK:
+        return
+    skip = pytest.mark.skip(reason=f"long-running variant: run it with `nox -s soak` ({SOAK_ENV}=1)")
+    for item in items:
+        if item.get_closest_marker("soak"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)
