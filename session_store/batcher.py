@@ -59,6 +59,7 @@ import compat
 
 from .keys import file_path_to_session_key
 from .types import MirrorError, SessionKey, SessionStore, SessionStoreEntry, SessionStoreFlushMode
+from .validation import check_entry_list
 
 __all__ = [
     "MAX_PENDING_BYTES",
@@ -132,11 +133,21 @@ class TranscriptMirrorBatcher:
         """Buffer one frame; start a background flush when the pending thresholds are exceeded.
 
         Synchronous and cheap. The size estimate is the length of one ``json.dumps`` of the frame's entries,
-        so entries that are not JSON-serializable raise ``TypeError`` here. The batcher keeps its own copy of
-        the list. Crossing a threshold spawns a task, which needs a running asyncio or trio loop
-        (``compat.UnsupportedBackendError`` otherwise).
+        which also checks them here rather than in the store, where one bad entry would sink its whole batch:
+        ``entries`` that are not a list of dicts, or hold values JSON cannot carry, raise ``TypeError``, and
+        NaN or Infinity ``ValueError`` (see :mod:`session_store.validation`), naming the path; nothing is
+        buffered then. The batcher keeps its own copy of the list. Crossing a threshold spawns a task, which
+        needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
         """
-        size = len(json.dumps(entries))
+        try:
+            size = len(json.dumps(check_entry_list(entries), allow_nan=False))
+        except TypeError as error:
+            raise TypeError(f"cannot mirror the frame for {file_path!r}: {error}") from error
+        except ValueError as error:  # NaN or Infinity
+            raise ValueError(
+                f"cannot mirror the frame for {file_path!r}: JSON has no NaN or Infinity ({error}); replace such "
+                "values with null, a string or a finite number"
+            ) from error
         path = file_path if type(file_path) is str else os.fspath(file_path)
         self._pending.append(_Frame(path, list(entries), size))
         self._pending_entries += len(entries)

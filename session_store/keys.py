@@ -30,6 +30,7 @@ __all__ = [
     "project_key_for_directory",
     "sanitize_path",
     "simple_hash",
+    "validate_project_key",
     "validate_session_key",
     "validate_uuid",
 ]
@@ -41,6 +42,8 @@ UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 """Any version/variant, either case (reference §3.1)."""
 
 TRANSCRIPT_SUFFIX = ".jsonl"
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _BASE36_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _INT32_MODULUS = 1 << 32
@@ -167,13 +170,43 @@ def file_path_to_session_key(
 
 
 def validate_session_key(key: SessionKey) -> None:
-    """Reject a key a store must not accept: SPEC §4 decision 2 makes ``subpath == ""`` invalid everywhere.
+    """Reject a key a store must not accept, before the store does anything.
 
-    Raises ``ValueError`` naming the key and the fix (omit ``subpath`` for the main transcript).
+    ``project_key`` and ``session_id`` must be strings, and ``subpath`` a string when present (``None`` counts
+    as absent: the main transcript). SPEC §4 decision 2 makes ``subpath == ""`` invalid everywhere. No part may
+    hold a NUL character or a lone surrogate (PostgreSQL and Redis keys are valid UTF-8 text without NUL, so
+    every adapter refuses them alike). Raises ``TypeError`` for a wrong type and ``ValueError`` otherwise,
+    naming the key and the fix.
     """
+    if not isinstance(key, dict):
+        raise TypeError(
+            f"a session key must be a dict with project_key and session_id (and subpath for a subagent "
+            f"transcript), got {type(key).__name__} {key!r}"
+        )
     subpath = key.get("subpath")
+    for part in ("project_key", "session_id", "subpath"):
+        if part != "subpath" or subpath is not None:
+            _check_key_part(part, key.get(part), key)
     if subpath is not None and not subpath:
         raise ValueError(
             f"subpath must be non-empty (got {subpath!r} for session {key.get('session_id')!r} in project "
             f"{key.get('project_key')!r}); omit the subpath field for the main transcript"
+        )
+
+
+def validate_project_key(project_key: str) -> None:
+    """Reject a ``project_key`` (of ``list_sessions`` and ``list_session_summaries``) as
+    :func:`validate_session_key` would."""
+    _check_key_part("project_key", project_key, None)
+
+
+def _check_key_part(part: str, value: object, key: object) -> None:
+    where = f" in {key!r}" if key is not None else ""
+    if not isinstance(value, str):
+        found = "missing" if isinstance(key, dict) and part not in key else f"{type(value).__name__} {value!r}"
+        raise TypeError(f"session key {part} must be a str, got {found}{where}")
+    if "\x00" in value or _LONE_SURROGATE.search(value):
+        raise ValueError(
+            f"session key {part} {value!r} holds a NUL character or a lone surrogate, which no store can keep as "
+            "a key; use printable text (project_key_for_directory() gives a safe project key)"
         )

@@ -10,8 +10,9 @@ Implements reference §4.1-§4.2, with this project's decisions:
 - All six methods are implemented. Appends to a main transcript fold the summary sidecar with
   :func:`session_store.summary.fold_session_summary` (never for a subpath key) and stamp it with the same
   mtime as the session's ``list_sessions`` row: one strictly increasing epoch-millisecond clock.
-- Entries are deep-copied on the way in and on the way out, so neither the caller nor the store can change the
-  other's data afterwards.
+- Entries are checked and copied on the way in as every adapter stores them, through JSON
+  (:mod:`session_store.validation`: NaN, Infinity and non-JSON values are rejected, the batch whole), and
+  deep-copied on the way out, so neither the caller nor the store can change the other's data afterwards.
 
 Every method completes without awaiting anything: one call is atomic with respect to other tasks.
 """
@@ -19,10 +20,11 @@ Every method completes without awaiting anything: one call is atomic with respec
 from __future__ import annotations
 
 import copy
+import json
 import time
-from typing import Self
+from typing import Self, cast
 
-from .keys import validate_session_key
+from .keys import validate_project_key, validate_session_key
 from .summary import fold_session_summary
 from .types import (
     SessionKey,
@@ -32,6 +34,7 @@ from .types import (
     SessionStoreListEntry,
     SessionSummaryEntry,
 )
+from .validation import check_entry_list, encode_entry
 
 __all__ = ["InMemorySessionStore"]
 
@@ -63,16 +66,18 @@ class InMemorySessionStore(SessionStore):
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         storage_key = _storage_key(key)
         known_uuids = self._uuids.get(storage_key, set())
+        new_uuids: set[str] = set()
         accepted: list[SessionStoreEntry] = []
-        for entry in entries:
+        for entry in check_entry_list(entries):
             uuid = entry.get("uuid")
             if isinstance(uuid, str):
-                if uuid in known_uuids:
+                if uuid in known_uuids or uuid in new_uuids:
                     continue
-                known_uuids.add(uuid)
-            accepted.append(copy.deepcopy(entry))
+                new_uuids.add(uuid)
+            accepted.append(json.loads(encode_entry(entry)))  # raises before anything is stored
         if not accepted:
             return
+        known_uuids.update(new_uuids)
         self._uuids[storage_key] = known_uuids
         self._entries.setdefault(storage_key, []).extend(accepted)
         mtime = self._next_mtime()
@@ -88,6 +93,7 @@ class InMemorySessionStore(SessionStore):
         return None if stored is None else copy.deepcopy(stored)
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        validate_project_key(project_key)
         return [
             {"session_id": session_id, "mtime": self._mtimes[(project, session_id, subpath)]}
             for project, session_id, subpath in self._entries
@@ -95,6 +101,7 @@ class InMemorySessionStore(SessionStore):
         ]
 
     async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        validate_project_key(project_key)
         return [
             copy.deepcopy(summary)
             for (summary_project, _), summary in self._summaries.items()
@@ -114,6 +121,7 @@ class InMemorySessionStore(SessionStore):
             self._mtimes.pop(storage_key, None)
 
     async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
+        validate_session_key(cast(SessionKey, key))
         return [
             subpath
             for project_key, session_id, subpath in self._entries

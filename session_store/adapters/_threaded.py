@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import compat
 
-from ..keys import validate_session_key
+from ..keys import validate_project_key, validate_session_key
 from ..summary import fold_session_summary
 from ..types import (
     SessionKey,
@@ -35,6 +35,7 @@ from ..types import (
     SessionStoreListEntry,
     SessionSummaryEntry,
 )
+from ..validation import check_entry_list, encode_entry
 
 __all__ = [
     "MissingDriverError",
@@ -88,11 +89,6 @@ def unique_in_batch(entries: Iterable[SessionStoreEntry]) -> list[SessionStoreEn
     return unique
 
 
-def encode_entry(entry: SessionStoreEntry | dict[str, Any]) -> str:
-    """Compact JSON text of one entry (non-ASCII kept as is; control characters are escaped by ``json``)."""
-    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
-
-
 def decode_entry(text: str | bytes) -> SessionStoreEntry:
     """The entry stored as ``text`` by :func:`encode_entry`."""
     entry: SessionStoreEntry = json.loads(text)
@@ -136,7 +132,7 @@ class ThreadedSessionStore(SessionStore):
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         """Store ``entries`` after what ``key`` holds, skipping uuids it already has; fold main appends."""
         validate_session_key(key)
-        if not entries:
+        if not check_entry_list(entries):
             return
         await self._call(self._append_blocking, key, key.get("subpath"), list(entries))
 
@@ -147,10 +143,12 @@ class ThreadedSessionStore(SessionStore):
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
         """The project's main transcripts with the mtime (epoch ms) of their last stored append."""
+        validate_project_key(project_key)
         return await self._call(self._list_sessions_blocking, project_key)
 
     async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
         """The project's summary sidecars, folded inside ``append``; ``mtime`` matches ``list_sessions``."""
+        validate_project_key(project_key)
         return await self._call(self._list_session_summaries_blocking, project_key)
 
     async def delete(self, key: SessionKey) -> None:
@@ -160,6 +158,7 @@ class ThreadedSessionStore(SessionStore):
 
     async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
         """Every subpath stored under the session (never the main transcript)."""
+        validate_session_key(cast(SessionKey, key))
         return await self._call(self._list_subkeys_blocking, key["project_key"], key["session_id"])
 
     async def close(self) -> None:

@@ -37,7 +37,6 @@ first use connects once directly, so a server that is down or a wrong DSN fails 
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -49,6 +48,7 @@ from urllib.parse import urlsplit
 
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
+from ..validation import encode_json
 from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_driver, unique_in_batch
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ class PostgresSessionStore(ThreadedSessionStore):
                 mtime, data = previous_row.fetchone() or (0, {})
                 previous: SessionSummaryEntry = {"session_id": session_id, "mtime": mtime, "data": data}
                 summary = fold_session_summary(previous, key, stored)
-                summary_json = json.dumps(summary["data"], ensure_ascii=False)
+                summary_json = encode_json(summary["data"])
                 conn.execute(self._sql.write_summary, (summary_json, project_key, session_id))
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:

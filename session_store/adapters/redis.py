@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
+from ..validation import encode_json
 from ._threaded import (
     ThreadedSessionStore,
     decode_entry,
@@ -170,7 +171,7 @@ class RedisSessionStore(ThreadedSessionStore):
         summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe))
         if previous is None:
             pipe.zadd(keys.index, {session_id: summary["mtime"]}, nx=True)
-        return summary["mtime"], json.dumps({"mtime": summary["mtime"], "data": summary["data"]}, ensure_ascii=False)
+        return summary["mtime"], encode_json({"mtime": summary["mtime"], "data": summary["data"]})
 
     # -- SessionStore, blocking halves --
 

@@ -41,6 +41,7 @@ from ..types import (
     SessionStoreListEntry,
     SessionSummaryEntry,
 )
+from ..validation import encode_json
 from ._threaded import (
     ThreadedSessionStore,
     decode_entry,
@@ -142,6 +143,11 @@ class SQLiteSessionStore(ThreadedSessionStore):
 
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
+            if Path(self.path).is_dir():
+                raise IsADirectoryError(
+                    f"the session store database {self.path!r} is a directory; name a file in it instead, "
+                    f"e.g. {str(Path(self.path) / 'sessions.db')!r}"
+                )
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(
@@ -211,7 +217,7 @@ class SQLiteSessionStore(ThreadedSessionStore):
             conn.execute(
                 "INSERT INTO session_summaries (project_key, session_id, mtime, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (project_key, session_id) DO UPDATE SET mtime = excluded.mtime, data = excluded.data",
-                (project_key, session_id, summary["mtime"], json.dumps(summary["data"], ensure_ascii=False)),
+                (project_key, session_id, summary["mtime"], encode_json(summary["data"])),
             )
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
