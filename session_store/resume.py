@@ -52,6 +52,7 @@ import compat
 from .keys import project_key_for_directory, validate_uuid
 from .metadata import agent_metadata_sidecar_path, split_agent_metadata
 from .types import SessionKey, SessionListSubkeysKey, SessionStore, SessionStoreEntry, store_implements
+from .validation import require_number, require_str
 
 __all__ = [
     "DEFAULT_LOAD_TIMEOUT_MS",
@@ -80,6 +81,10 @@ _TRANSIENT_RMTREE_ERRNOS = frozenset(
     {errno.EBUSY, errno.EMFILE, errno.ENFILE, errno.ENOTEMPTY, errno.EPERM, errno.EACCES}
 )
 """rmtree failures worth retrying: a handle briefly held (Windows antivirus or indexer) or out of descriptors."""
+
+_UNWRITABLE_NAME_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR})
+"""Write failures caused by a subpath's name (too long, or a file where a folder must be, or the reverse):
+that subpath is skipped with a warning like an unsafe one, the rest of the session is still written."""
 
 SeedConfigDir = Callable[[Path], Awaitable[object] | None]
 """``seed_config_dir(config_dir)``: copy the caller's own config or auth files into the temp dir."""
@@ -123,15 +128,15 @@ async def materialize_resume_session(
 
     Raises ``RuntimeError`` when a store call fails or exceeds ``load_timeout_ms`` (``<= 0``: at once, without
     calling the store); ``ValueError`` for ``continue_conversation`` with a store lacking ``list_sessions`` or
-    for a NaN timeout; ``TypeError`` for entries that are not JSON-serializable; and whatever
-    ``seed_config_dir`` raises. The temp dir never outlives a failure or a cancellation.
+    for a NaN timeout; ``TypeError`` for a ``resume`` that is not a str, a timeout that is not a number, or
+    entries that are not JSON-serializable; and whatever ``seed_config_dir`` raises. The temp dir never
+    outlives a failure or a cancellation.
     """
     if store is None or (resume is None and not continue_conversation):
         return None
-    if resume is not None and validate_uuid(resume) is None:
+    if resume is not None and validate_uuid(require_str(resume, "resume")) is None:
         return None  # used as a file name below; a non-UUID could traverse
-    if math.isnan(load_timeout_ms):
-        raise ValueError("load_timeout_ms must be a number of milliseconds, got NaN; pass math.inf for no limit")
+    require_number(load_timeout_ms, "load_timeout_ms", "milliseconds")
     if resume is None and not store_implements(store, "list_sessions"):
         raise ValueError(
             "continue_conversation with a session store requires the store to implement list_sessions(); "
@@ -280,9 +285,18 @@ async def _write_subkeys(
         if not entries:
             continue
         metadata, transcript = split_agent_metadata(entries)
-        await compat.run_sync(
-            _write_transcript, config_dir, _subpath_transcript(session_dir, subpath), transcript, metadata
-        )
+        try:
+            await compat.run_sync(
+                _write_transcript, config_dir, _subpath_transcript(session_dir, subpath), transcript, metadata
+            )
+        except OSError as error:
+            if error.errno not in _UNWRITABLE_NAME_ERRNOS:
+                raise
+            logger.warning(
+                "[SessionStore] skipping subpath from list_subkeys that cannot be a file name here: %r (%s)",
+                subpath,
+                error,
+            )
 
 
 def _subpath_transcript(session_dir: Path, subpath: str) -> Path:
@@ -295,12 +309,14 @@ _SEGMENT_SEPARATORS = re.compile(r"[\\/]")
 
 
 def _is_safe_subpath(subpath: object, session_dir: Path) -> bool:
-    """Whether a store-provided subpath stays inside ``session_dir`` on every OS (reference §7.7)."""
+    """Whether a store-provided subpath stays inside ``session_dir`` on every OS (reference §7.7), and names one
+    file only: no empty, ``.`` or ``..`` segment between its ``/`` or ``\\`` separators."""
     if not isinstance(subpath, str) or not subpath or "\x00" in subpath:
         return False
     if subpath.startswith(("/", "\\")) or Path(subpath).is_absolute() or ntpath.splitdrive(subpath)[0]:
         return False
-    if any(segment in (".", "..") for segment in _SEGMENT_SEPARATORS.split(subpath)):
+    # an empty segment ("a//b", "a/") would alias another subpath's file ("a/b", "a")
+    if any(segment in ("", ".", "..") for segment in _SEGMENT_SEPARATORS.split(subpath)):
         return False
     try:
         _subpath_transcript(session_dir, subpath).resolve().relative_to(session_dir.resolve())
