@@ -9,11 +9,16 @@ told apart from a live-mirrored one.
 
 SPEC §4 decision 7 (the reference stops with a bare ``JSONDecodeError``):
 
-- A line that is not valid UTF-8 JSON, or not a JSON object, raises ``ValueError`` naming the file and line
-  number. Batches already appended stay in the store, and re-importing is safe: the project's stores ignore an
-  entry whose ``uuid`` they already hold.
+- A line that is not valid UTF-8 JSON (``NaN`` and ``Infinity`` included: JSON has no such numbers), or not a
+  JSON object, raises ``ValueError`` naming the file and line number. Every file of the session is checked
+  before the first ``append``, so the store is left unchanged (issue 10; this costs one extra parse of the
+  files). Should a file change between the check and the import, batches already appended stay in the store,
+  and re-importing is safe: the project's stores ignore an entry whose ``uuid`` they already hold.
 - With ``skip_invalid_lines=True`` such lines are skipped instead; the returned :class:`ImportResult` lists
   them (and each is logged as a warning).
+- A transcript (main or subagent) must be a regular file inside ``projects_dir``: a directory or FIFO named
+  ``*.jsonl``, or a symlink leading out of ``projects_dir``, raises ``ValueError`` naming it, also before the
+  first ``append``. Symlinked folders inside are followed once (a link loop is not walked twice).
 
 Batches hold at most ``batch_size`` entries (a value ``<= 0`` means the default, 500) and about
 :data:`~session_store.batcher.MAX_PENDING_BYTES` of line text (counted in UTF-8 bytes, where the reference
@@ -23,9 +28,9 @@ time, so the event loop never blocks and memory stays bounded by one batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import stat
 import subprocess
 import unicodedata
 from collections.abc import Iterator
@@ -36,9 +41,10 @@ from typing import IO, Any, cast
 import compat
 
 from .batcher import MAX_PENDING_BYTES, MAX_PENDING_ENTRIES
-from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path, validate_uuid
+from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path
 from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
 from .types import SessionKey, SessionStore, SessionStoreEntry
+from .validation import loads_strict_json, require_uuid
 
 __all__ = [
     "GIT_WORKTREE_TIMEOUT_SECONDS",
@@ -89,11 +95,47 @@ class ImportResult:
 
 
 def _non_empty_transcript(project_dir: Path, session_id: str) -> Path | None:
+    """The session's transcript in ``project_dir`` if it is a non-empty file, or anything that is not a file
+    (a directory, a FIFO), which :func:`_require_transcript_file` then rejects by name."""
     candidate = project_dir / f"{session_id}{_TRANSCRIPT_SUFFIX}"
     try:
-        return candidate if candidate.stat().st_size > 0 else None
+        status = candidate.stat()
     except OSError:
         return None
+    return candidate if status.st_size > 0 or not stat.S_ISREG(status.st_mode) else None
+
+
+def _require_transcript_file(path: Path, root: Path) -> None:
+    """Raise ``ValueError`` unless ``path`` is a regular file that resolves inside ``root`` (blocking)."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(
+            f"{path} leads to {resolved}, outside the projects folder {root}; import only transcripts inside it "
+            "(copy the file there instead of linking it)"
+        )
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ValueError(f"{path} is {kind}, not a transcript file; remove or rename it, then import again")
+
+
+def _check_session_files(paths: list[Path], root: Path, skip_invalid_lines: bool) -> None:
+    """Every check of the import that can fail, run before anything is appended (blocking).
+
+    Each path must pass :func:`_require_transcript_file`; unless ``skip_invalid_lines``, every line is parsed
+    too, so an invalid one raises here (with its file and line number) while the store is still unchanged.
+    """
+    for path in paths:
+        _require_transcript_file(path, root)
+    if skip_invalid_lines:
+        return
+    for path in paths:
+        batches = _TranscriptBatches(path, MAX_PENDING_ENTRIES, skip_invalid_lines=False, skipped=[])
+        try:
+            while batches.read_batch():
+                pass
+        finally:
+            batches.close()
 
 
 def _project_dir(projects_dir: Path, project_path: str) -> Path | None:
@@ -162,16 +204,22 @@ def find_session_file(
 def _subagent_transcripts(directory: Path) -> list[Path]:
     """Every ``*.jsonl`` below ``directory``, depth first, each folder in name order; ``[]`` if it is missing."""
 
+    walked: set[Path] = set()
+
     def walk(folder: Path) -> Iterator[Path]:
         try:
+            resolved = folder.resolve()
             children = sorted(folder.iterdir(), key=lambda child: child.name)
         except OSError:
             return
+        if resolved in walked:  # a symlink loop
+            return
+        walked.add(resolved)
         for child in children:
             if child.is_dir():
                 yield from walk(child)
-            elif child.is_file() and child.name.endswith(_TRANSCRIPT_SUFFIX):
-                yield child
+            elif child.name.endswith(_TRANSCRIPT_SUFFIX) and os.path.lexists(child):
+                yield child  # a FIFO or a dangling link too: the checks reject it by name
 
     return list(walk(directory))
 
@@ -196,7 +244,7 @@ class _TranscriptBatches:
 
     def _parse(self, raw: bytes) -> dict[str, Any] | None:
         try:
-            entry = json.loads(raw.decode("utf-8"))
+            entry = loads_strict_json(raw.decode("utf-8"))
             if not isinstance(entry, dict):
                 raise ValueError(f"a transcript line must be a JSON object, not {type(entry).__name__}")
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
@@ -273,13 +321,12 @@ async def import_session_to_store(
     ``append`` (``<= 0``: the default, 500). With ``include_subagents`` (the default) the subagent transcripts
     and their ``.meta.json`` sidecars are imported too; an unreadable or non-object sidecar counts as absent.
 
-    Raises ``ValueError`` for a non-UUID ``session_id`` or an invalid transcript line (unless
-    ``skip_invalid_lines``), and ``FileNotFoundError`` when no non-empty transcript is found.
+    Raises ``ValueError`` for a non-UUID ``session_id`` (``TypeError`` for a non-str one), an invalid
+    transcript line (unless ``skip_invalid_lines``) or a transcript that is not a regular file inside
+    ``projects_dir`` (all before the first ``append``, so the store is unchanged), and ``FileNotFoundError``
+    when no non-empty transcript is found.
     """
-    if not validate_uuid(session_id):
-        raise ValueError(
-            f"Invalid session_id: {session_id} (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)"
-        )
+    require_uuid(session_id, "session_id")
     root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
     found = await compat.run_sync(find_session_file, session_id, directory, root)
     if found is None:
@@ -291,17 +338,17 @@ async def import_session_to_store(
         batch_size = MAX_PENDING_ENTRIES
     project_key = found.parent.name
     result = ImportResult(session_id=session_id, project_key=project_key)
+    session_dir = found.parent / session_id
+    subagents = await compat.run_sync(_subagent_transcripts, session_dir / "subagents") if include_subagents else []
+    await compat.run_sync(_check_session_files, [found, *subagents], root, skip_invalid_lines)
+    metadata_of = [await compat.run_sync(read_agent_metadata_sidecar, path) for path in subagents]
+
     main_key: SessionKey = {"project_key": project_key, "session_id": session_id}
     await _import_transcript(store, found, main_key, batch_size, skip_invalid_lines, result)
-    if not include_subagents:
-        return result
-
-    session_dir = found.parent / session_id
-    for path in await compat.run_sync(_subagent_transcripts, session_dir / "subagents"):
+    for path, metadata in zip(subagents, metadata_of, strict=True):
         subpath = path.relative_to(session_dir).as_posix().removesuffix(_TRANSCRIPT_SUFFIX)
         key: SessionKey = {"project_key": project_key, "session_id": session_id, "subpath": subpath}
         await _import_transcript(store, path, key, batch_size, skip_invalid_lines, result)
-        metadata = await compat.run_sync(read_agent_metadata_sidecar, path)
         if metadata is not None:
             # the marker goes last so a stray "type" in the sidecar cannot shadow it
             await store.append(key, [cast(SessionStoreEntry, {**metadata, "type": AGENT_METADATA_TYPE})])

@@ -10,10 +10,11 @@ The file helpers are blocking; async callers run them through ``compat.run_sync`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from .validation import loads_strict_json
 
 __all__ = [
     "AGENT_METADATA_TYPE",
@@ -47,12 +48,12 @@ def agent_metadata_sidecar_path(transcript_path: Path) -> Path:
 def read_agent_metadata_sidecar(transcript_path: Path) -> dict[str, Any] | None:
     """The JSON object in the sidecar beside ``transcript_path``, or None.
 
-    None when the sidecar is missing, is not valid UTF-8 JSON, or is not an object: an unusable optional
-    sidecar counts as absent. Other ``OSError``s (permission denied, a directory in its place) propagate.
+    None when the sidecar is missing, is not valid UTF-8 JSON (NaN and Infinity are not), or is not an object:
+    an unusable optional sidecar counts as absent. Other ``OSError``s (permission denied, a directory in its place) propagate.
     """
     try:
         text = agent_metadata_sidecar_path(transcript_path).read_text(encoding="utf-8")
-        metadata = json.loads(text)
+        metadata = loads_strict_json(text)
     except FileNotFoundError:
         return None
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors

@@ -25,9 +25,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from .keys import project_key_for_directory, validate_uuid
+from .keys import project_key_for_directory
 from .transcript import entries_to_jsonl, extract_first_prompt_from_head
 from .types import ForkSessionResult, SessionKey, SessionStore, SessionStoreEntry, store_implements
+from .validation import require_str, require_uuid
 
 __all__ = [
     "FORK_DROPPED_FIELDS",
@@ -80,11 +81,6 @@ def sanitize_unicode(value: str) -> str:
     return current
 
 
-def _require_uuid(value: str, name: str) -> None:
-    if not validate_uuid(value):
-        raise ValueError(f"Invalid {name}: {value} (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)")
-
-
 def _session_key(directory: Directory, session_id: str) -> SessionKey:
     return {"project_key": project_key_for_directory(directory), "session_id": session_id}
 
@@ -99,12 +95,16 @@ async def rename_session_via_store(
 ) -> None:
     """Give a session a title by appending ``{"type": "custom-title", "customTitle": <title stripped>}``.
 
-    Raises ``ValueError`` for a non-UUID ``session_id`` or a blank ``title``, before any store call.
+    Raises ``ValueError`` for a non-UUID ``session_id`` or a ``title`` without a visible character (empty,
+    whitespace, or only zero-width and other format characters, which :func:`sanitize_unicode` removes), and
+    ``TypeError`` for a non-str one, before any store call. The title is stored stripped, otherwise as given.
     """
-    _require_uuid(session_id, "session_id")
-    stripped = title.strip()
-    if not stripped:
-        raise ValueError("title must be non-empty; pass a title with visible characters")
+    require_uuid(session_id, "session_id")
+    stripped = require_str(title, "title").strip()
+    if not sanitize_unicode(stripped).strip():
+        raise ValueError(
+            f"title must be non-empty, with a visible character (got {title!r}); pass a title such as 'Bug triage'"
+        )
     entry = _metadata_entry("custom-title", session_id, customTitle=stripped)
     await session_store.append(_session_key(directory, session_id), [entry])
 
@@ -115,14 +115,17 @@ async def tag_session_via_store(
     """Tag a session by appending ``{"type": "tag", "tag": ...}``; ``None`` clears the tag (stored as ``""``).
 
     The tag is passed through :func:`sanitize_unicode` and stripped. Raises ``ValueError`` for a non-UUID
-    ``session_id`` or a tag that is empty after that, before any store call.
+    ``session_id`` or a tag that is empty after that, and ``TypeError`` for a tag that is neither a str nor
+    None, before any store call.
     """
-    _require_uuid(session_id, "session_id")
+    require_uuid(session_id, "session_id")
     stored = ""
     if tag is not None:
-        stored = sanitize_unicode(tag).strip()
+        stored = sanitize_unicode(require_str(tag, "tag")).strip()
         if not stored:
-            raise ValueError("tag must be non-empty (use None to clear)")
+            raise ValueError(
+                f"tag must be non-empty, with a visible character (got {tag!r}); use None to clear the tag"
+            )
     entry = _metadata_entry("tag", session_id, tag=stored)
     await session_store.append(_session_key(directory, session_id), [entry])
 
@@ -133,7 +136,7 @@ async def delete_session_via_store(session_store: SessionStore, session_id: str,
     Whether the session's subagent transcripts go too is up to the store (the stores of this project cascade).
     Raises ``ValueError`` for a non-UUID ``session_id``, before any store call.
     """
-    _require_uuid(session_id, "session_id")
+    require_uuid(session_id, "session_id")
     if store_implements(session_store, "delete"):
         await session_store.delete(_session_key(directory, session_id))
 
@@ -247,9 +250,11 @@ async def fork_session_via_store(
     Raises ``ValueError`` for a non-UUID id (before any store call) or a session with nothing to fork, and
     ``FileNotFoundError`` when the source session is missing or empty.
     """
-    _require_uuid(session_id, "session_id")
+    require_uuid(session_id, "session_id")
     if up_to_message_id:
-        _require_uuid(up_to_message_id, "up_to_message_id")
+        require_uuid(up_to_message_id, "up_to_message_id")
+    if title is not None:
+        require_str(title, "title")
     source_key = _session_key(directory, session_id)
     loaded = await session_store.load(source_key)
     if not loaded:

@@ -9,8 +9,13 @@ holds (listing, summaries, every transcript and subkey) before and after.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import math
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,8 +28,16 @@ from servers import redis_test_prefix
 from session_store import (
     InMemorySessionStore,
     TranscriptMirrorBatcher,
+    delete_session_via_store,
+    fork_session_via_store,
+    import_session_to_store,
+    materialize_resume_session,
+    open_store,
+    rename_session_via_store,
+    tag_session_via_store,
 )
 from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
+from session_store.keys import project_key_for_directory
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry
 
 StoreFactory = Callable[[], SessionStore]
@@ -204,11 +217,11 @@ async def test_a_bad_key_is_refused_by_every_method_and_the_store_is_unchanged(
     before = await dump(store)
     calls: list[Callable[[], Awaitable[object]]] = [
         lambda: store.append(key, [entry()]),  # type: ignore[arg-type]  # the wrong type under test
-        lambda: store.load(key),  # type: ignore[arg-type]
-        lambda: store.delete(key),  # type: ignore[arg-type]
+        lambda: store.load(key),  # type: ignore[arg-type]  # the wrong type under test
+        lambda: store.delete(key),  # type: ignore[arg-type]  # the wrong type under test
     ]
     if not (isinstance(key, dict) and "subpath" in key):
-        calls.append(lambda: store.list_subkeys(key))  # type: ignore[arg-type]
+        calls.append(lambda: store.list_subkeys(key))  # type: ignore[arg-type]  # the wrong type under test
     for call in calls:
         with pytest.raises(error, match=match):
             await call()
@@ -258,3 +271,315 @@ async def test_the_batcher_refuses_a_frame_it_could_not_store_and_keeps_the_good
     await batcher.close()
     assert await store.load(main_key(session_id)) == good
     assert errors == []
+
+
+# --- rename, tag, fork, delete ------------------------------------------------------------------------------------
+
+SESSION = "123e4567-e89b-12d3-a456-426614174000"
+MutationCall = Callable[[SessionStore, str], Awaitable[object]]
+BAD_MUTATIONS: list[Any] = [
+    pytest.param(lambda s, i: rename_session_via_store(s, "not-a-uuid", "t"), ValueError, "not-a-uuid", id="bad-id"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i.upper() + "0", "t"), ValueError, "Invalid", id="long-id"),
+    pytest.param(lambda s, i: rename_session_via_store(s, 7, "t"), TypeError, "session_id must be a str", id="int-id"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i, ""), ValueError, "title must be non-empty", id="empty"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i, " \t\n"), ValueError, "title", id="whitespace-title"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i, "\u200b\ufeff "), ValueError, "visible", id="zero-width"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i, None), TypeError, "title must be a str", id="none-title"),
+    pytest.param(lambda s, i: tag_session_via_store(s, i, "  "), ValueError, "tag must be non-empty", id="blank-tag"),
+    pytest.param(lambda s, i: tag_session_via_store(s, i, "\u202e\u200d"), ValueError, "None to clear", id="bidi"),
+    pytest.param(lambda s, i: tag_session_via_store(s, i, ["a"]), TypeError, "tag must be a str", id="list-tag"),
+    pytest.param(lambda s, i: tag_session_via_store(s, "", "a"), ValueError, "Invalid session_id", id="empty-id"),
+    pytest.param(lambda s, i: fork_session_via_store(s, i, up_to_message_id="x"), ValueError, "'?x'?", id="up-to"),
+    pytest.param(lambda s, i: fork_session_via_store(s, i, title=5), TypeError, "title must be a str", id="fork-title"),
+    pytest.param(lambda s, i: fork_session_via_store(s, b"id"), TypeError, "session_id must be a str", id="bytes"),
+    pytest.param(lambda s, i: delete_session_via_store(s, None), TypeError, "got NoneType", id="delete-none"),
+    pytest.param(lambda s, i: delete_session_via_store(s, f" {i}"), ValueError, "Invalid session_id", id="space"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD_MUTATIONS)
+async def test_a_mutation_with_bad_arguments_names_the_value_and_changes_nothing(
+    tmp_path: Path, call: MutationCall, error: type[Exception], match: str
+) -> None:
+    store = SQLiteSessionStore(tmp_path / "store.db")
+    project_key = project_key_for_directory(None)
+    session_id = new_id()
+    await store.append(main_key(session_id, project_key), [entry(message={"content": "hi"})])
+    before = await dump(store, (project_key,))
+    with pytest.raises(error, match=match):
+        await call(store, session_id)
+    assert await dump(store, (project_key,)) == before
+    await store.close()
+
+
+# --- resume -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        pytest.param({"resume": 5}, TypeError, "resume must be a str, got int", id="int-resume"),
+        pytest.param({"resume": SESSION, "load_timeout_ms": "5"}, TypeError, "load_timeout_ms", id="str-timeout"),
+        pytest.param({"resume": SESSION, "load_timeout_ms": None}, TypeError, "milliseconds", id="none-timeout"),
+        pytest.param({"resume": SESSION, "load_timeout_ms": math.nan}, ValueError, "math.inf", id="nan-timeout"),
+        pytest.param({"resume": SESSION, "load_timeout_ms": True}, TypeError, "bool", id="bool-timeout"),
+    ],
+)
+async def test_resume_with_bad_arguments_names_the_value_before_any_store_call(
+    options: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    store = InMemorySessionStore()
+    await store.append(main_key(SESSION, project_key_for_directory(None)), [entry()])
+    with pytest.raises(error, match=match):
+        await materialize_resume_session(store, **options)
+
+
+async def test_resume_of_an_id_that_is_not_a_uuid_starts_without_the_store() -> None:
+    store = InMemorySessionStore()
+    await store.append(main_key("../escape", project_key_for_directory(None)), [entry()])
+    assert await materialize_resume_session(store, resume="../escape") is None
+
+
+# --- open_store ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "error", "match"),
+    [
+        pytest.param(5, TypeError, "got int", id="int"),
+        pytest.param(None, TypeError, "got NoneType", id="none"),
+        pytest.param("ftp://host/x", ValueError, "scheme 'ftp://'", id="unknown-scheme"),
+        pytest.param("sessions.db", ValueError, "no scheme", id="no-scheme"),
+        pytest.param("sqlite://host/x.db", ValueError, "names a host", id="sqlite-host"),
+        pytest.param("sqlite:///x.db?mode=ro", ValueError, "mode=ro", id="sqlite-query"),
+        pytest.param("memory://elsewhere", ValueError, "memory://elsewhere", id="memory-rest"),
+        pytest.param("postgresql://u:secret@localhost/db?table=bad-name", ValueError, "'bad-name'", id="pg-table"),
+        pytest.param("postgresql://localhost/db?table=a&table=b", ValueError, "table= 2 times", id="pg-two-tables"),
+        pytest.param("redis://localhost?prefix={tenant}", ValueError, "'{tenant}'", id="redis-braces"),
+    ],
+)
+def test_a_hostile_store_url_is_refused_by_name_before_anything_is_connected(
+    url: object, error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match) as raised:
+        open_store(url)  # type: ignore[arg-type]  # the wrong type under test
+    assert "secret" not in str(raised.value)
+
+
+async def test_a_sqlite_url_naming_a_directory_says_which_file_to_name_and_creates_nothing(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}")
+    with pytest.raises(IsADirectoryError, match=f"{tmp_path}.*sessions.db"):
+        await store.list_sessions(PROJECT)
+    assert os.listdir(tmp_path) == []  # a one-off check after the call
+
+
+# --- import -------------------------------------------------------------------------------------------------------
+
+
+def transcript_line(**fields: Any) -> str:
+    return json.dumps(entry(**fields)) + "\n"
+
+
+def write_session(projects: Path, session_id: str, lines: list[str], project: str = PROJECT) -> Path:
+    path = projects / project / f"{session_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def write_subagent(projects: Path, session_id: str, lines: list[str]) -> Path:
+    path = projects / PROJECT / session_id / "subagents" / "agent-a1.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+GOOD = [transcript_line(message={"content": "hi"}), transcript_line()]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "match"),
+    [
+        pytest.param("{oops\n", "invalid transcript line", id="corrupt"),
+        pytest.param('{"type": "user", "x": NaN}\n', "NaN is not JSON", id="nan"),
+        pytest.param('{"type": "user", "x": -Infinity}\n', "-Infinity is not JSON", id="minus-infinity"),
+        pytest.param("[1, 2]\n", "must be a JSON object", id="array"),
+        pytest.param('"text"\n', "must be a JSON object", id="string"),
+    ],
+)
+@pytest.mark.parametrize("where", ["main", "subagent"])
+async def test_an_invalid_line_anywhere_in_the_session_is_named_and_nothing_is_imported(
+    tmp_path: Path, bad_line: str, match: str, where: str
+) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    lines = [*GOOD, bad_line, transcript_line()]
+    write_session(projects, session_id, lines if where == "main" else GOOD)
+    bad_file = write_subagent(projects, session_id, lines if where == "subagent" else GOOD)
+    bad_file = bad_file if where == "subagent" else projects / PROJECT / f"{session_id}.jsonl"
+    store = SQLiteSessionStore(tmp_path / "store.db")
+    before = await dump(store)
+    with pytest.raises(ValueError, match=match) as raised:
+        await import_session_to_store(session_id, store, projects_dir=projects, batch_size=1)
+    assert f"{bad_file}:3:" in str(raised.value)
+    assert await dump(store) == before
+    await store.close()
+
+
+async def test_a_directory_named_like_a_transcript_is_named_and_nothing_is_imported(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    (projects / PROJECT / f"{session_id}.jsonl").mkdir(parents=True)
+    store = InMemorySessionStore()
+    with pytest.raises(ValueError, match=f"{session_id}.jsonl is a directory"):
+        await import_session_to_store(session_id, store, projects_dir=projects)
+    assert await dump(store) == await dump(InMemorySessionStore())
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("where", ["main", "subagent"])
+async def test_a_fifo_named_like_a_transcript_is_named_without_blocking_and_nothing_is_imported(
+    tmp_path: Path, where: str
+) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    fifo = projects / PROJECT / f"{session_id}.jsonl"
+    if where == "subagent":
+        write_session(projects, session_id, GOOD)
+        fifo = projects / PROJECT / session_id / "subagents" / "agent-a1.jsonl"
+    fifo.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(fifo)
+    store = InMemorySessionStore()
+    with pytest.raises(ValueError, match=f"{fifo} is a FIFO"):
+        await import_session_to_store(session_id, store, projects_dir=projects)
+    assert store.size == 0
+
+
+@pytest.mark.parametrize("where", ["main", "subagent", "subagents-folder"])
+async def test_a_symlink_out_of_the_projects_folder_is_named_and_nothing_is_imported(
+    tmp_path: Path, where: str
+) -> None:
+    projects, elsewhere = tmp_path / "projects", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.jsonl").write_text(transcript_line(secret="yes"), encoding="utf-8")
+    session_id = new_id()
+    if where == "main":
+        link = projects / PROJECT / f"{session_id}.jsonl"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(elsewhere / "secret.jsonl")
+    else:
+        write_session(projects, session_id, GOOD)
+        subagents = projects / PROJECT / session_id / "subagents"
+        if where == "subagent":
+            subagents.mkdir(parents=True)
+            (subagents / "agent-a1.jsonl").symlink_to(elsewhere / "secret.jsonl")
+        else:
+            subagents.parent.mkdir(parents=True)
+            subagents.symlink_to(elsewhere, target_is_directory=True)
+    store = InMemorySessionStore()
+    with pytest.raises(ValueError, match=f"outside the projects folder {projects}"):
+        await import_session_to_store(session_id, store, projects_dir=projects)
+    assert store.size == 0
+
+
+async def test_a_symlink_loop_among_subagents_is_walked_once(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    write_session(projects, session_id, GOOD)
+    write_subagent(projects, session_id, GOOD)
+    (projects / PROJECT / session_id / "subagents" / "loop").symlink_to("..", target_is_directory=True)
+    store = InMemorySessionStore()
+    result = await import_session_to_store(session_id, store, projects_dir=projects)
+    assert await store.list_subkeys(main_key(session_id)) == ["subagents/agent-a1"]
+    assert result.transcripts == 2
+
+
+async def test_import_with_a_session_id_of_the_wrong_type_names_it(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="session_id must be a str, got UUID"):
+        await import_session_to_store(uuid.uuid4(), InMemorySessionStore(), projects_dir=tmp_path)  # type: ignore[arg-type]  # the wrong type under test
+
+
+# --- the command line ---------------------------------------------------------------------------------------------
+
+CLI_TIMEOUT_SECONDS = 120
+
+
+def cli(tmp_path: Path, *args: str, store: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m session_store`` with a private HOME, CLAUDE_CONFIG_DIR and default store under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if k not in {"SESSION_STORE_URL", "SESSION_STORE_DB", "XDG_DATA_HOME"}}
+    env |= {"HOME": str(tmp_path / "home"), "CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    store_args = ["--store", store or f"sqlite:///{tmp_path / 'store.db'}"]
+    return subprocess.run(
+        [sys.executable, "-m", "session_store", *store_args, *args],
+        cwd=tmp_path / "work",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli_session(tmp_path: Path) -> str:
+    """A session imported through the CLI into ``tmp_path/store.db`` for the project ``tmp_path/work``."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "home").mkdir()
+    session_id = new_id()
+    project = project_key_for_directory(tmp_path / "work")
+    write_session(tmp_path / "claude" / "projects", session_id, GOOD, project=project)
+    imported = cli(tmp_path, "import")
+    assert imported.returncode == 0, imported.stderr
+    return session_id
+
+
+def store_dump(tmp_path: Path) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
+        store = SQLiteSessionStore(tmp_path / "store.db")
+        try:
+            return await dump(store, (project_key_for_directory(tmp_path / "work"),))
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        pytest.param(("rename", "{id}", "   "), "title", id="blank-title"),
+        pytest.param(("rename", "{id}", "\u200b"), "title", id="zero-width-title"),
+        pytest.param(("tag", "{id}", "\u200b\u202e"), "tag", id="invisible-tag"),
+        pytest.param(("rename", "not-a-uuid", "t"), "'not-a-uuid'", id="bad-id"),
+        pytest.param(("fork", "{id}", "--up-to", "nope"), "nope", id="bad-up-to"),
+        pytest.param(("--store", "ftp://x", "list"), "'ftp://'", id="unknown-scheme"),
+        pytest.param(("--store", "sqlite:///{tmp}", "list"), "is a directory", id="sqlite-directory"),
+        pytest.param(("--store", "postgresql://localhost/db?table=x;drop", "list"), "'x;drop'", id="pg-table"),
+        pytest.param(("--store", "redis://localhost?prefix={a}", "list"), "'{a}'", id="redis-braces"),
+        pytest.param(("--store", "sqlite:///{tmp}/s.db?mode=ro", "list"), "mode=ro", id="sqlite-query"),
+    ],
+)
+def test_the_cli_names_a_bad_value_in_one_error_line_and_changes_nothing(
+    tmp_path: Path, cli_session: str, args: tuple[str, ...], named: str
+) -> None:
+    before = store_dump(tmp_path)
+    filled = [arg.replace("{id}", cli_session).replace("{tmp}", str(tmp_path)) for arg in args]
+    store = filled[1] if filled[0] == "--store" else None
+    result = cli(tmp_path, *(filled[2:] if store else filled), store=store)
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("session-store: error:") and named in line, result.stderr
+    assert store_dump(tmp_path) == before
+
+
+def test_the_cli_import_of_a_corrupt_session_names_file_and_line_and_imports_none_of_it(
+    tmp_path: Path, cli_session: str
+) -> None:
+    before = store_dump(tmp_path)
+    project = project_key_for_directory(tmp_path / "work")
+    bad = write_session(tmp_path / "claude" / "projects", new_id(), [*GOOD, "{oops\n"], project=project)
+    result = cli(tmp_path, "import")
+    assert result.returncode != 0
+    assert f"failed {bad.stem}: {bad}:3: invalid transcript line" in result.stdout, result.stdout
+    assert "--skip-invalid-lines" in result.stdout
+    assert store_dump(tmp_path) == before

@@ -50,8 +50,16 @@ SUPPORTED_SCHEMES = ("sqlite", "memory", "postgresql", "postgres", "redis", "red
 
 
 def _sqlite_path(rest: str) -> str | None:
-    """The file named after ``sqlite://``: None for the default, else the path after the third slash."""
-    location = rest.split("?", 1)[0]
+    """The file named after ``sqlite://``: None for the default, else the path after the third slash.
+
+    SQLite URLs take no query options: ``?mode=ro`` and the like raise ``ValueError`` instead of being ignored.
+    """
+    location, _, query = rest.partition("?")
+    if query:
+        raise ValueError(
+            f"SQLite URL 'sqlite://{rest}' has query options {query!r}, which the SQLite store does not take; "
+            "remove them (the file name is all it needs)"
+        )
     if not location:
         return None
     if not location.startswith("/"):
@@ -68,9 +76,13 @@ def open_store(url: str, **options: Any) -> SessionStore:
     """The store a connection string names (see the table in the module docstring).
 
     ``options`` are passed to the store's constructor (e.g. ``table=`` for PostgreSQL, ``prefix=`` for Redis).
-    Nothing is connected yet: the first call on the store connects. Raises ``ValueError`` for an unknown
-    scheme and :class:`MissingDriverError` when the scheme's driver is not installed.
+    Nothing is connected yet: the first call on the store connects. Raises ``TypeError`` for a URL that is not
+    a str, ``ValueError`` for an unknown scheme, a ``memory://`` URL with anything after the scheme, a SQLite
+    URL with a host or query options, a bad PostgreSQL ``table=`` or a Redis ``prefix=`` with braces (before
+    anything is connected), and :class:`MissingDriverError` when the scheme's driver is not installed.
     """
+    if not isinstance(url, str):
+        raise TypeError(f"open_store() takes a store URL str such as 'sqlite:///sessions.db', got {type(url).__name__}")
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
     if not separator or scheme not in SUPPORTED_SCHEMES:
@@ -82,6 +94,8 @@ def open_store(url: str, **options: Any) -> SessionStore:
             + " (e.g. 'sqlite:///sessions.db')"
         )
     if scheme == "memory":
+        if rest:
+            raise ValueError(f"'memory://' takes nothing after the scheme, got 'memory://{rest}'; use 'memory://'")
         return InMemorySessionStore(**options)
     if scheme == "sqlite":
         return SQLiteSessionStore(_sqlite_path(rest), **options)
