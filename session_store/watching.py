@@ -14,7 +14,6 @@ every platform. The file reads are blocking; :meth:`TranscriptFolderWatcher.foll
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from .batcher import TranscriptMirrorBatcher
 from .keys import file_path_to_session_key
 from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
 from .types import SessionStoreEntry
+from .validation import loads_strict_json
 
 __all__ = ["POLL_INTERVAL_SECONDS", "TranscriptFolderWatcher", "TranscriptFrame"]
 
@@ -76,7 +76,8 @@ class TranscriptFolderWatcher:
     **What it polls.** Every transcript under ``projects_dir`` that maps to a store key (main transcripts
     ``<project>/<session>.jsonl`` and subagent transcripts ``<project>/<session>/subagents/agent-<id>.jsonl``),
     by size, and every subagent sidecar ``agent-<id>.meta.json`` beside such a transcript, by modification time
-    and size. Files that appear later are picked up by the next poll.
+    and size. Files that appear later are picked up by the next poll. A FIFO or anything else that is not a
+    regular file, and a symlink leading out of ``projects_dir``, is not followed (described once as a problem).
 
     **What it sends.** Only complete lines: bytes after the last newline wait until their line is finished.
     Each complete line that is a JSON object with a string ``type`` becomes one entry; a blank line is skipped
@@ -103,6 +104,7 @@ class TranscriptFolderWatcher:
         self.problems: list[str] = []  # skipped lines and files, for people; follow() drains it
         self._tails: dict[Path, _Tail] = {}
         self._sidecars: dict[Path, tuple[int, int]] = {}
+        self._refused: set[Path] = set()  # transcript paths not followed, already described in problems
         if not from_start:
             for path in self._transcripts():
                 self._tails[path] = _Tail(offset=_last_line_end(path, path.stat().st_size))
@@ -175,8 +177,25 @@ class TranscriptFolderWatcher:
         return [
             path
             for path in sorted(self.projects_dir.rglob("*.jsonl"))
-            if path.is_file() and file_path_to_session_key(path, self.projects_dir) is not None
+            if file_path_to_session_key(path, self.projects_dir) is not None and self._is_followable(path)
         ]
+
+    def _is_followable(self, path: Path) -> bool:
+        """Whether ``path`` is a regular file inside ``projects_dir``; anything else is described once in
+        :attr:`problems` (a FIFO would block the reader, a link out of the folder would mirror a foreign file)."""
+        if path.is_dir():
+            return False
+        try:
+            outside = not path.resolve().is_relative_to(self.projects_dir.resolve())
+            why = "leads outside the projects folder" if outside else None if path.is_file() else "is not a file"
+        except OSError as exc:
+            why = f"cannot be read ({exc})"
+        if why is None:
+            return True
+        if path not in self._refused:
+            self._refused.add(path)
+            self.problems.append(f"{path} {why}; not mirrored")
+        return False
 
     def _sidecar_files(self) -> list[tuple[Path, Path]]:
         """``(sidecar, transcript)`` for each ``.meta.json`` beside a subagent transcript path."""
@@ -215,7 +234,7 @@ class TranscriptFolderWatcher:
             if not raw.strip():
                 continue
             try:
-                entry = json.loads(raw)
+                entry = loads_strict_json(raw)  # NaN / Infinity are no JSON: the store could not take them
             except ValueError:
                 entry = None
             if isinstance(entry, dict) and isinstance(entry.get("type"), str):

@@ -25,6 +25,7 @@ from typing import Any, cast
 import pytest
 from servers import redis_test_prefix
 
+import compat
 from session_store import (
     InMemorySessionStore,
     TranscriptMirrorBatcher,
@@ -39,6 +40,7 @@ from session_store import (
 from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
 from session_store.keys import project_key_for_directory
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry
+from session_store.watching import TranscriptFolderWatcher
 
 StoreFactory = Callable[[], SessionStore]
 PROJECT = "proj"
@@ -497,6 +499,55 @@ async def test_a_symlink_loop_among_subagents_is_walked_once(tmp_path: Path) -> 
 async def test_import_with_a_session_id_of_the_wrong_type_names_it(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="session_id must be a str, got UUID"):
         await import_session_to_store(uuid.uuid4(), InMemorySessionStore(), projects_dir=tmp_path)  # type: ignore[arg-type]  # the wrong type under test
+
+
+# --- following a projects folder -------------------------------------------------------------------------------
+
+
+async def follow_once(projects: Path, store: SessionStore) -> list[str]:
+    """Poll ``projects`` once from the start into ``store``; the problems the watcher described."""
+    problems: list[str] = []
+    watcher = await compat.run_sync(lambda: TranscriptFolderWatcher(projects, from_start=True))
+    batcher = TranscriptMirrorBatcher(store, str(projects), lambda key, message: problems.append(message))
+    try:
+        await watcher.follow(batcher, once=True, on_problem=problems.append)
+    finally:
+        await batcher.close()
+    return problems
+
+
+async def test_the_watcher_skips_a_nan_line_as_a_problem_and_mirrors_the_rest(tmp_path: Path) -> None:
+    session_id = new_id()
+    path = write_session(tmp_path, session_id, [GOOD[0], '{"type": "user", "x": NaN}\n', GOOD[1]])
+    store = InMemorySessionStore()
+    problems = await follow_once(tmp_path, store)
+    assert problems == [f"{path}:2: not a transcript entry (a JSON object with a type)"]
+    assert await store.load(main_key(session_id)) == [json.loads(line) for line in GOOD]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+async def test_the_watcher_describes_a_fifo_and_a_link_out_of_the_folder_once_and_mirrors_neither(
+    tmp_path: Path,
+) -> None:
+    projects, elsewhere = tmp_path / "projects", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "secret.jsonl").write_text(transcript_line(secret="yes"), encoding="utf-8")
+    fifo = projects / PROJECT / f"{new_id()}.jsonl"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    link = projects / PROJECT / f"{new_id()}.jsonl"
+    link.symlink_to(elsewhere / "secret.jsonl")
+    store = InMemorySessionStore()
+    watcher = await compat.run_sync(lambda: TranscriptFolderWatcher(projects, from_start=True))
+    problems: list[str] = []
+    batcher = TranscriptMirrorBatcher(store, str(projects), lambda key, message: problems.append(message))
+    for _ in range(2):
+        await watcher.follow(batcher, once=True, on_problem=problems.append)
+    await batcher.close()
+    assert sorted(problems) == sorted(
+        [f"{fifo} is not a file; not mirrored", f"{link} leads outside the projects folder; not mirrored"]
+    )
+    assert store.size == 0
 
 
 # --- the command line ---------------------------------------------------------------------------------------------
