@@ -59,7 +59,7 @@ import compat
 
 from .keys import file_path_to_session_key
 from .types import MirrorError, SessionKey, SessionStore, SessionStoreEntry, SessionStoreFlushMode
-from .validation import check_entry_list
+from .validation import check_entry_list, require_number
 
 __all__ = [
     "MAX_PENDING_BYTES",
@@ -128,6 +128,31 @@ class TranscriptMirrorBatcher:
     _unreported: list[MirrorError] = field(default_factory=list, init=False, repr=False)
     _background: set[compat.TaskHandle] = field(default_factory=set, init=False, repr=False)
     _lock: compat.Lock = field(default_factory=compat.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """Refuse settings every flush would fail on, so no frame is lost to them later.
+
+        ``TypeError`` for a store without ``append``, an ``on_error`` that is not callable, a ``projects_dir``
+        that is not a path, or a threshold that is not an int; ``ValueError`` for a ``send_timeout`` that is
+        not a positive number of seconds (``math.inf``: no limit) or a negative threshold.
+        """
+        if not callable(getattr(self.store, "append", None)):
+            raise TypeError(f"store must be a SessionStore with an append() method, got {type(self.store).__name__}")
+        if not callable(self.on_error):
+            raise TypeError(f"on_error must be callable as on_error(key, message), got {self.on_error!r}")
+        if not isinstance(self.projects_dir, str):
+            path = os.fspath(self.projects_dir) if isinstance(self.projects_dir, os.PathLike) else None
+            if not isinstance(path, str):
+                raise TypeError(f"projects_dir must be a str or os.PathLike path, got {self.projects_dir!r}")
+            self.projects_dir = path
+        if not require_number(self.send_timeout, "send_timeout", "seconds") > 0:
+            raise ValueError(f"send_timeout must be a positive number of seconds, got {self.send_timeout!r}")
+        for name in ("max_pending_entries", "max_pending_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0 (0 flushes after every frame), got {value}")
 
     def enqueue(self, file_path: str, entries: list[SessionStoreEntry]) -> None:
         """Buffer one frame; start a background flush when the pending thresholds are exceeded.

@@ -51,7 +51,12 @@ _INT32_SIGN_BIT = 1 << 31
 
 
 def validate_uuid(value: str) -> str | None:
-    """``value`` if it is a UUID in canonical 8-4-4-4-12 hex form (any case), else None."""
+    """``value`` if it is a UUID in canonical 8-4-4-4-12 hex form (any case), else None.
+
+    Raises ``TypeError`` naming the value when it is not a ``str`` (a ``uuid.UUID`` included: pass ``str(id)``).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"a session or message id must be a str UUID, got {type(value).__name__} {value!r}")
     return value if UUID_PATTERN.fullmatch(value) else None
 
 

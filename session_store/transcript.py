@@ -344,7 +344,13 @@ def to_session_message(
 
 
 def paginate(items: Sequence[_T], limit: int | None, offset: int) -> list[_T]:
-    """``items`` after skipping ``offset`` (when > 0), cut to ``limit`` (when not None and > 0)."""
+    """``items`` after skipping ``offset`` (when > 0), cut to ``limit`` (when not None and > 0).
+
+    ``TypeError`` naming the value when ``offset`` is not an int or ``limit`` neither an int nor None.
+    """
+    for name, value in (("limit", limit), ("offset", offset)):
+        if not isinstance(value, int) and not (name == "limit" and value is None):
+            raise TypeError(f"{name} must be an int{' or None' if name == 'limit' else ''}, got {value!r}")
     page = list(items[offset:]) if offset > 0 else list(items)
     return page[:limit] if limit is not None and limit > 0 else page
 

@@ -31,7 +31,11 @@ from session_store import (
     TranscriptMirrorBatcher,
     delete_session_via_store,
     fork_session_via_store,
+    get_session_info_from_store,
+    get_session_messages_from_store,
     import_session_to_store,
+    list_sessions_from_store,
+    list_subagents_from_store,
     materialize_resume_session,
     open_store,
     rename_session_via_store,
@@ -275,6 +279,33 @@ async def test_the_batcher_refuses_a_frame_it_could_not_store_and_keeps_the_good
     assert errors == []
 
 
+@pytest.mark.parametrize(
+    ("settings", "error", "match"),
+    [
+        pytest.param({"send_timeout": math.nan}, ValueError, "send_timeout.*NaN", id="nan-timeout"),
+        pytest.param({"send_timeout": 0}, ValueError, "send_timeout must be a positive", id="zero-timeout"),
+        pytest.param({"send_timeout": -1.0}, ValueError, "send_timeout must be a positive", id="negative"),
+        pytest.param({"send_timeout": "60"}, TypeError, "send_timeout.*str", id="str-timeout"),
+        pytest.param({"max_pending_entries": "5"}, TypeError, "max_pending_entries must be an int", id="str-max"),
+        pytest.param({"max_pending_bytes": -1}, ValueError, "max_pending_bytes must be >= 0", id="negative-max"),
+        pytest.param({"projects_dir": 5}, TypeError, "projects_dir must be a str or os.PathLike", id="int-dir"),
+        pytest.param({"on_error": None}, TypeError, "on_error must be callable", id="no-callback"),
+        pytest.param({"store": object()}, TypeError, "append", id="not-a-store"),
+    ],
+)
+def test_a_batcher_refuses_settings_every_flush_would_fail_on(
+    settings: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    arguments: dict[str, Any] = {"store": InMemorySessionStore(), "projects_dir": "/p", "on_error": print}
+    with pytest.raises(error, match=match):
+        TranscriptMirrorBatcher(**(arguments | settings))
+
+
+def test_a_batcher_takes_a_path_object_for_its_projects_dir(tmp_path: Path) -> None:
+    batcher = TranscriptMirrorBatcher(InMemorySessionStore(), tmp_path, print)  # type: ignore[arg-type]  # PathLike
+    assert batcher.projects_dir == str(tmp_path)
+
+
 # --- rename, tag, fork, delete ------------------------------------------------------------------------------------
 
 SESSION = "123e4567-e89b-12d3-a456-426614174000"
@@ -312,6 +343,27 @@ async def test_a_mutation_with_bad_arguments_names_the_value_and_changes_nothing
         await call(store, session_id)
     assert await dump(store, (project_key,)) == before
     await store.close()
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+BAD_READS: list[Any] = [
+    pytest.param(lambda s, i: get_session_info_from_store(s, 5), "got int 5", id="info-int-id"),
+    pytest.param(lambda s, i: get_session_messages_from_store(s, uuid.UUID(i)), "got UUID", id="messages-uuid-id"),
+    pytest.param(lambda s, i: get_session_messages_from_store(s, i, limit="10"), "limit must be an int", id="limit"),
+    pytest.param(lambda s, i: get_session_messages_from_store(s, i, offset=1.5), "offset must be an int", id="offset"),
+    pytest.param(lambda s, i: list_sessions_from_store(s, limit="3"), "limit must be an int or None", id="list-limit"),
+    pytest.param(lambda s, i: list_subagents_from_store(s, None), "got NoneType", id="subagents-none"),
+]
+
+
+@pytest.mark.parametrize(("call", "match"), BAD_READS)
+async def test_a_read_with_arguments_of_the_wrong_type_names_them(call: MutationCall, match: str) -> None:
+    store = InMemorySessionStore()
+    session_id = new_id()
+    await store.append(main_key(session_id, project_key_for_directory(None)), [entry(message={"content": "hi"})])
+    with pytest.raises(TypeError, match=match):
+        await call(store, session_id)
 
 
 # --- resume -------------------------------------------------------------------------------------------------------
