@@ -17,8 +17,8 @@ SPEC §4 decision 7 (the reference stops with a bare ``JSONDecodeError``):
 - With ``skip_invalid_lines=True`` such lines are skipped instead; the returned :class:`ImportResult` lists
   them (and each is logged as a warning).
 - A transcript (main or subagent) must be a regular file inside ``projects_dir``: a directory or FIFO named
-  ``*.jsonl``, or a symlink leading out of ``projects_dir``, raises ``ValueError`` naming it, also before the
-  first ``append``. Symlinked folders inside are followed once (a link loop is not walked twice).
+  ``*.jsonl``, a symlink leading out of ``projects_dir``, or a file or folder name no store can key (one that
+  is not valid UTF-8), raises ``ValueError`` naming it, also before the first ``append``. Symlinked folders inside are followed once (a link loop is not walked twice).
 
 Batches hold at most ``batch_size`` entries (a value ``<= 0`` means the default, 500) and about
 :data:`~session_store.batcher.MAX_PENDING_BYTES` of line text (counted in UTF-8 bytes, where the reference
@@ -41,7 +41,7 @@ from typing import IO, Any, cast
 import compat
 
 from .batcher import MAX_PENDING_BYTES, MAX_PENDING_ENTRIES
-from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path
+from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path, validate_session_key
 from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
 from .types import SessionKey, SessionStore, SessionStoreEntry
 from .validation import loads_strict_json, require_uuid
@@ -342,12 +342,16 @@ async def import_session_to_store(
     subagents = await compat.run_sync(_subagent_transcripts, session_dir / "subagents") if include_subagents else []
     await compat.run_sync(_check_session_files, [found, *subagents], root, skip_invalid_lines)
     metadata_of = [await compat.run_sync(read_agent_metadata_sidecar, path) for path in subagents]
-
     main_key: SessionKey = {"project_key": project_key, "session_id": session_id}
+    subkeys: list[SessionKey] = [
+        {**main_key, "subpath": path.relative_to(session_dir).as_posix().removesuffix(_TRANSCRIPT_SUFFIX)}
+        for path in subagents
+    ]
+    for key in (main_key, *subkeys):  # a folder or file name no store can key (NUL, undecodable bytes)
+        validate_session_key(key)
+
     await _import_transcript(store, found, main_key, batch_size, skip_invalid_lines, result)
-    for path, metadata in zip(subagents, metadata_of, strict=True):
-        subpath = path.relative_to(session_dir).as_posix().removesuffix(_TRANSCRIPT_SUFFIX)
-        key: SessionKey = {"project_key": project_key, "session_id": session_id, "subpath": subpath}
+    for path, key, metadata in zip(subagents, subkeys, metadata_of, strict=True):
         await _import_transcript(store, path, key, batch_size, skip_invalid_lines, result)
         if metadata is not None:
             # the marker goes last so a stray "type" in the sidecar cannot shadow it

@@ -536,6 +536,18 @@ async def test_a_symlink_out_of_the_projects_folder_is_named_and_nothing_is_impo
     assert store.size == 0
 
 
+async def test_a_subagent_file_name_that_is_not_utf8_is_named_and_nothing_is_imported(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    write_session(projects, session_id, GOOD)
+    subagents = write_subagent(projects, session_id, GOOD).parent
+    Path(os.fsdecode(os.fsencode(subagents) + b"/agent-\xff.jsonl")).write_text(GOOD[0], encoding="utf-8")
+    store = InMemorySessionStore()
+    with pytest.raises(ValueError, match=r"subpath 'subagents/agent-\\udcff'"):
+        await import_session_to_store(session_id, store, projects_dir=projects)
+    assert store.size == 0
+
+
 async def test_a_symlink_loop_among_subagents_is_walked_once(tmp_path: Path) -> None:
     projects = tmp_path / "projects"
     session_id = new_id()
