@@ -441,8 +441,8 @@ def write_session(projects: Path, session_id: str, lines: list[str], project: st
     return path
 
 
-def write_subagent(projects: Path, session_id: str, lines: list[str]) -> Path:
-    path = projects / PROJECT / session_id / "subagents" / "agent-a1.jsonl"
+def write_subagent(projects: Path, session_id: str, lines: list[str], name: str = "agent-a1.jsonl") -> Path:
+    path = projects / PROJECT / session_id / "subagents" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(lines), encoding="utf-8")
     return path
@@ -540,8 +540,8 @@ async def test_a_subagent_file_name_that_is_not_utf8_is_named_and_nothing_is_imp
     projects = tmp_path / "projects"
     session_id = new_id()
     write_session(projects, session_id, GOOD)
-    subagents = write_subagent(projects, session_id, GOOD).parent
-    Path(os.fsdecode(os.fsencode(subagents) + b"/agent-\xff.jsonl")).write_text(GOOD[0], encoding="utf-8")
+    write_subagent(projects, session_id, GOOD)
+    write_subagent(projects, session_id, GOOD, name=os.fsdecode(b"agent-\xff.jsonl"))
     store = InMemorySessionStore()
     with pytest.raises(ValueError, match=r"subpath 'subagents/agent-\\udcff'"):
         await import_session_to_store(session_id, store, projects_dir=projects)
