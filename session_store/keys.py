@@ -21,6 +21,7 @@ from pathlib import Path, PurePath
 from .types import SessionKey
 
 __all__ = [
+    "LONE_SURROGATE_PATTERN",
     "MAX_SANITIZED_LENGTH",
     "UUID_PATTERN",
     "canonicalize_path",
@@ -43,7 +44,8 @@ UUID_PATTERN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 
 TRANSCRIPT_SUFFIX = ".jsonl"
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE_PATTERN = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate on its own: valid in a Python or JavaScript string, not encodable as UTF-8."""
 
 _BASE36_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _INT32_MODULUS = 1 << 32
@@ -210,7 +212,7 @@ def _check_key_part(part: str, value: object, key: object) -> None:
     if not isinstance(value, str):
         found = "missing" if isinstance(key, dict) and part not in key else f"{type(value).__name__} {value!r}"
         raise TypeError(f"session key {part} must be a str, got {found}{where}")
-    if "\x00" in value or _LONE_SURROGATE.search(value):
+    if "\x00" in value or LONE_SURROGATE_PATTERN.search(value):
         raise ValueError(
             f"session key {part} {value!r} holds a NUL character or a lone surrogate, which no store can keep as "
             "a key; use printable text (project_key_for_directory() gives a safe project key)"

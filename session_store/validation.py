@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
-from .keys import validate_uuid
+from .keys import LONE_SURROGATE_PATTERN, validate_uuid
 from .types import SessionStoreEntry
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
     "require_uuid",
 ]
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 def encode_json(value: Any) -> str:
     """Compact JSON text of ``value``: non-ASCII kept as is, but lone surrogates escaped (valid UTF-8 always).
@@ -51,7 +48,7 @@ def encode_json(value: Any) -> str:
     Raises ``ValueError`` for NaN or an infinity and ``TypeError`` for a value ``json`` cannot encode.
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    if not text.isascii() and _LONE_SURROGATE.search(text):
+    if not text.isascii() and LONE_SURROGATE_PATTERN.search(text):
         return json.dumps(value, allow_nan=False, separators=(",", ":"))
     return text
 
@@ -112,9 +109,10 @@ def require_str(value: object, name: str) -> str:
 
 def require_uuid(value: object, name: str) -> str:
     """``value`` if it is a UUID string (any case), else ``TypeError`` (not a str) or ``ValueError`` naming it."""
-    if not validate_uuid(require_str(value, name)):
-        raise ValueError(f"Invalid {name}: {value} (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)")
-    return cast(str, value)
+    text = require_str(value, name)
+    if not validate_uuid(text):
+        raise ValueError(f"Invalid {name}: {text} (expected a UUID such as 123e4567-e89b-12d3-a456-426614174000)")
+    return text
 
 
 def _reject_constant(name: str) -> Any:
