@@ -321,12 +321,17 @@ async def import_session_to_store(
     ``append`` (``<= 0``: the default, 500). With ``include_subagents`` (the default) the subagent transcripts
     and their ``.meta.json`` sidecars are imported too; an unreadable or non-object sidecar counts as absent.
 
-    Raises ``ValueError`` for a non-UUID ``session_id`` (``TypeError`` for a non-str one), an invalid
+    Raises ``TypeError`` for a non-str ``session_id``, a non-int ``batch_size`` or a store without ``append``;
+    ``ValueError`` for a non-UUID ``session_id``, an invalid
     transcript line (unless ``skip_invalid_lines``) or a transcript that is not a regular file inside
     ``projects_dir`` (all before the first ``append``, so the store is unchanged), and ``FileNotFoundError``
     when no non-empty transcript is found.
     """
     require_uuid(session_id, "session_id")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int (<= 0: the default, {MAX_PENDING_ENTRIES}), got {batch_size!r}")
+    if not callable(getattr(store, "append", None)):
+        raise TypeError(f"store must be a SessionStore with an append() method, got {type(store).__name__}")
     root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
     found = await compat.run_sync(find_session_file, session_id, directory, root)
     if found is None:

@@ -560,9 +560,22 @@ async def test_a_symlink_loop_among_subagents_is_walked_once(tmp_path: Path) -> 
     assert result.transcripts == 2
 
 
-async def test_import_with_a_session_id_of_the_wrong_type_names_it(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match="session_id must be a str, got UUID"):
-        await import_session_to_store(uuid.uuid4(), InMemorySessionStore(), projects_dir=tmp_path)  # type: ignore[arg-type]  # the wrong type under test
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        pytest.param({"session_id": uuid.uuid4()}, "session_id must be a str, got UUID", id="uuid-object"),
+        pytest.param({"batch_size": "100"}, "batch_size must be an int", id="str-batch-size"),
+        pytest.param({"store": None}, "store must be a SessionStore", id="no-store"),
+    ],
+)
+async def test_import_with_arguments_of_the_wrong_type_names_them(
+    tmp_path: Path, arguments: dict[str, Any], match: str
+) -> None:
+    session_id = new_id()
+    write_session(tmp_path, session_id, GOOD)
+    call: dict[str, Any] = {"session_id": session_id, "store": InMemorySessionStore(), "projects_dir": tmp_path}
+    with pytest.raises(TypeError, match=match):
+        await import_session_to_store(**(call | arguments))
 
 
 # --- following a projects folder -------------------------------------------------------------------------------
