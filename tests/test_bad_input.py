@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from property_support import BACKEND_PARAMS, property_settings, run_on
 from servers import redis_test_prefix
 
 import compat
@@ -199,6 +203,43 @@ async def test_json_turns_non_string_dict_keys_and_tuples_into_strings_and_lists
     await store.append(key, [stored])
     assert await store.load(key) == [{**stored, "counts": {"1": "one", "null": "none"}, "pair": [1, 2]}]
     await close(store)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+unstorable_values = st.sampled_from([math.nan, math.inf, -math.inf, {1}, b"x", datetime(2024, 1, 1)]).flatmap(
+    lambda bad: st.sampled_from([bad, [bad], {"deep": [0, {"er": bad}]}])
+)
+
+
+async def rejected_batch_scenario(store_kind: str, tmp: Path, good: list[Any], bad: object, at: int) -> None:
+    store: SessionStore = InMemorySessionStore() if store_kind == "memory" else SQLiteSessionStore(tmp / "s.db")
+    session_id = new_id()
+    await store.append(main_key(session_id), [entry(seed=True)])
+    before = await dump(store)
+    batch = [entry(value=value) for value in good]
+    batch.insert(at % (len(batch) + 1), entry(value=bad))
+    with pytest.raises((TypeError, ValueError)):
+        await store.append(main_key(session_id), batch)
+    assert await dump(store) == before
+    good_entries = [item for item in batch if item["value"] is not bad]
+    await store.append(main_key(session_id), good_entries)  # none of their uuids was remembered
+    assert (await store.load(main_key(session_id)) or [])[1:] == json.loads(json.dumps(good_entries))
+    await close(store)
+
+
+@BACKEND_PARAMS
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+@property_settings(default_run=25, soak=400)
+@given(good=st.lists(json_values, max_size=6), bad=unstorable_values, at=st.integers(0, 10))
+def test_any_batch_holding_one_unstorable_value_leaves_the_store_unchanged_and_remembers_none_of_it(
+    backend: str, store_kind: str, good: list[Any], bad: object, at: int
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_on(backend, rejected_batch_scenario, store_kind, Path(tmp), good, bad, at)
 
 
 # --- keys ---------------------------------------------------------------------------------------------------------
