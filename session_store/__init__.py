@@ -6,7 +6,7 @@ folding), ``memory`` (``InMemorySessionStore``), ``batcher`` (the transcript mir
 (materializing a stored session for resume), ``reading`` / ``transcript`` (store-backed listing and reading),
 ``mutations`` (rename, tag, delete, fork), ``importing`` (local transcripts into a store), ``conformance`` (the
 adapter test suite), ``adapters`` (SQLite, PostgreSQL, Redis and ``open_store``), ``watching`` (following a
-projects folder into a mirror batcher) and the command line: ``cli``, ``cli_output``, ``demo``.
+projects folder into a mirror batcher) and the command line: the ``cli`` package.
 """
 
 from .adapters import open_store

@@ -2,7 +2,7 @@
 
 Each test gets its own HOME and CLAUDE_CONFIG_DIR under tmp_path, a transcript factory that writes Claude Code
 projects folders, and a SQLite store file (or ``memory://``). A few sync tests call pieces of
-``session_store.cli`` and ``session_store.cli_output`` in-process (the backend runner, the progress bar).
+``session_store.cli`` and ``session_store.cli.output`` in-process (the backend runner, the progress bar).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from session_store import cli
-from session_store.cli_output import ProgressBar
+from session_store.cli import dispatch
+from session_store.cli.output import ProgressBar
 from session_store.keys import project_key_for_directory
 
 REPO = Path(__file__).resolve().parent.parent
@@ -728,7 +729,7 @@ def test_unexpected_errors_name_their_type(monkeypatch: pytest.MonkeyPatch, caps
     def explode(argv: Any, console: Any) -> int:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "_execute", explode)
+    monkeypatch.setattr(dispatch, "_execute", explode)
 
     status = cli.main(["list"])
 

@@ -6,8 +6,8 @@ scripts/make_samples.py) into a projects folder, dated as the Claude CLI would h
 user would try first (import, list, show, subagents, resume) against a temporary SQLite store, printing each
 one as the command line it stands for.
 
-The demo calls the commands of :mod:`session_store.cli`; ``cli`` imports this module only when ``demo`` runs,
-so the import graph stays one-way at import time.
+The demo calls the command modules of :mod:`session_store.cli` (never its dispatch), so the import graph of the
+package has no circle.
 """
 
 from __future__ import annotations
@@ -25,21 +25,14 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from .cli import (
-    CliError,
-    Scope,
-    import_command,
-    list_command,
-    resume_command,
-    run_on_backend,
-    show_command,
-    sqlite_url,
-    subagents_command,
-    with_store,
-)
-from .cli_output import PROG, Console, Report
-from .keys import project_key_for_directory
-from .types import SessionStore
+from ..keys import project_key_for_directory
+from ..types import SessionStore
+from .browse import list_command, show_command, subagents_command
+from .import_folder import import_command
+from .output import PROG, Console, Report
+from .resume_into import resume_command
+from .running import CliError, run_on_backend
+from .scope import Scope, sqlite_url, with_store
 
 __all__ = ["SAMPLE_PROJECT_KEY", "demo_command", "install_samples"]
 

@@ -1,0 +1,166 @@
+"""Dispatch: parse the arguments, run the command on its backend, print its report, turn errors into one line.
+
+:func:`main` is the entry point of ``session-store`` and ``python -m session_store``. Errors print one line,
+``session-store: error: ...``, on stderr and exit 1 (2 for a usage error, 130 on Ctrl-C); never a traceback.
+
+Signals: Ctrl-C (SIGINT) stops any command, ``mirror`` included, after the batch in flight is stored. A process
+started with SIGINT *ignored* keeps it ignored, as POSIX tools do: a non-interactive shell starts its
+background jobs (``session-store mirror &``) that way on purpose, so a Ctrl-C meant for the foreground
+does not stop them. To stop such a ``mirror`` cleanly, start it with SIGINT restored (``(trap - INT; exec
+session-store mirror) &`` or ``set -m`` in the script, ``SIG_DFL`` in the child from Python) and send it SIGINT; SIGTERM ends the process at
+once, so the batch in flight is not stored (``mirror`` without ``--from-start`` would not copy it later).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from ..keys import default_projects_dir
+from ..types import SessionStore
+from .browse import list_command, show_command, subagents_command
+from .demo import demo_command
+from .edit import delete_command, fork_command, rename_command, tag_command
+from .import_folder import import_command
+from .mirror import mirror_command
+from .output import PROG, Console, Report
+from .parser import build_parser
+from .resume_into import resume_command
+from .running import (
+    BACKENDS,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CliError,
+    run_on_backend,
+)
+from .scope import Scope, default_store_url, with_store
+
+__all__ = ["describe_error", "main"]
+
+
+def _store_command(args: argparse.Namespace, console: Console) -> Callable[[SessionStore], Coroutine[Any, Any, Report]]:
+    """The async function that runs ``args.command`` against an open store."""
+    scope = Scope(args.store, getattr(args, "directory", None))
+    name = args.command
+    if name == "tag" and (args.tag is None) == (not args.clear):
+        raise CliError(f"give either a TAG or --clear (see '{PROG} tag --help')", EXIT_USAGE)
+    projects = args.folder if getattr(args, "folder", None) is not None else default_projects_dir()
+
+    async def run(store: SessionStore) -> Report:
+        if name == "import":
+            return await import_command(
+                store,
+                projects,
+                console,
+                session_ids=args.session,
+                include_subagents=not args.no_subagents,
+                skip_invalid_lines=args.skip_invalid_lines,
+                batch_size=args.batch_size,
+            )
+        if name == "list":
+            return await list_command(store, scope, args.limit, args.offset)
+        if name == "show":
+            return await show_command(
+                store, scope, args.session_id, agent_id=args.agent, limit=args.limit, offset=args.offset
+            )
+        if name == "subagents":
+            return await subagents_command(store, scope, args.session_id)
+        if name == "resume":
+            return await resume_command(store, scope, args.session_id, args.into, args.timeout * 1000)
+        if name == "rename":
+            return await rename_command(store, scope, args.session_id, args.title)
+        if name == "tag":
+            return await tag_command(store, scope, args.session_id, args.tag)
+        if name == "fork":
+            return await fork_command(store, scope, args.session_id, args.up_to, args.title)
+        if name == "delete":
+            return await delete_command(store, scope, args.session_id)
+        if name == "mirror":
+            return await mirror_command(
+                store,
+                args.store,
+                projects,
+                console,
+                once=args.once,
+                duration=args.duration,
+                interval=args.interval,
+                from_start=args.from_start,
+            )
+        raise CliError(f"unknown command {name!r}", EXIT_USAGE)  # argparse already rejects these
+
+    return run
+
+
+def _execute(argv: Sequence[str] | None, console: Console) -> int:
+    args = build_parser().parse_args(argv)
+    console.json_mode = args.json
+    # What the libraries log (retries, pool reconnects) is either reported by the command or ends in its error
+    # line; show it only on request.
+    # Filtered at the handler: a library that sets its own logger's level (psycopg does) still cannot get past it.
+    level = logging.DEBUG if args.verbose else logging.CRITICAL + 1
+    handler = logging.StreamHandler(console.err)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    logging.basicConfig(level=level, handlers=[handler])
+    if args.command == "demo":
+        report = demo_command((args.backend,) if args.backend else BACKENDS, console, keep=args.keep)
+    else:
+        args.store = args.store or default_store_url()
+        command = _store_command(args, console)
+        report = run_on_backend(args.backend or "asyncio", lambda: with_store(args.store, command))
+    if console.json_mode:
+        print(json.dumps(report.data, indent=2, ensure_ascii=False), file=console.out)
+    elif report.text:
+        print(report.text, file=console.out)
+    console.out.flush()
+    return report.status
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user: the message of an expected error, the type and message of anything else."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = _leaves(exc)
+        more = f" (and {len(leaves) - 1} more error(s))" if len(leaves) > 1 else ""
+        return describe_error(leaves[0]) + more if leaves else str(exc)
+    message = " ".join(str(exc).split())
+    if isinstance(exc, CliError | ValueError | OSError | RuntimeError):
+        return message or type(exc).__name__
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _interrupted(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return any(isinstance(leaf, KeyboardInterrupt) for leaf in _leaves(exc))
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage error, 130 interrupted)."""
+    console = Console()
+    try:
+        return _execute(argv, console)
+    except SystemExit:
+        raise  # --help
+    except BrokenPipeError:
+        # stdout closed early (``session-store list | head``): silence the interpreter's flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except BaseException as exc:
+        if _interrupted(exc):
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{PROG}: error: {describe_error(exc)}", file=sys.stderr)
+        return exc.status if isinstance(exc, CliError) else EXIT_FAILURE
