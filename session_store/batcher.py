@@ -43,6 +43,14 @@ Differences from the reference, both about cancellation, which the reference doe
   decision 8). Appends that *failed* are still dropped after the last attempt (at most once).
 - ``close()`` runs its flush under ``compat.shield`` and also waits for background flushes still running, so the
   final batch lands even when the caller is being cancelled; the caller's cancellation is re-raised afterwards.
+
+Interruptions (issue 10): a ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` raised by the store is not a
+failed append: it is not retried and never reported through ``on_error``. The flush stops where it is and gives
+its unsent frames back, as on cancellation (the next ``flush()``/``close()`` sends them first), and the exception
+reaches the caller: from ``flush()`` or ``close()`` directly when the store raised there, and from a background
+flush (whose detached task has nobody to raise to: asyncio would stop the event loop, trio only log it) by the
+next ``flush()`` or ``close()``, once that call has done its work. ``close()`` waits for every background flush
+even then, so none outlives it.
 """
 
 from __future__ import annotations
@@ -127,6 +135,8 @@ class TranscriptMirrorBatcher:
     # Given-up batches waiting to be reported to on_error.
     _unreported: list[MirrorError] = field(default_factory=list, init=False, repr=False)
     _background: set[compat.TaskHandle] = field(default_factory=set, init=False, repr=False)
+    # KeyboardInterrupt / SystemExit / GeneratorExit met by background flushes, for the next flush() or close().
+    _interruptions: list[BaseException] = field(default_factory=list, init=False, repr=False)
     _lock: compat.Lock = field(default_factory=compat.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -181,11 +191,14 @@ class TranscriptMirrorBatcher:
             self._start_background_flush()
 
     async def flush(self) -> None:
-        """Send everything enqueued so far, after any flush already in progress. Never raises but cancellation.
+        """Send everything enqueued so far, after any flush already in progress. Never raises an ``Exception``.
 
         If the caller is cancelled meanwhile, unsent frames stay queued for the next ``flush()``/``close()``.
+        A ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` from the store propagates (see the module
+        docstring), also one a background flush met since the last call, raised after this flush's work.
         """
         await self._drain()
+        self._raise_interruption()
 
     async def close(self) -> None:
         """Final flush: send everything, wait for background flushes, report failures. Never raises an error.
@@ -194,9 +207,10 @@ class TranscriptMirrorBatcher:
         inside a cancelled scope); the caller's cancellation is re-raised once it is done.
         """
         try:
-            await compat.shield(self._flush_everything)
+            await compat.shield(self._keeping_interruptions, self._flush_everything)
         except Exception as exc:  # defensive: _drain never raises, but close() must not either
             logger.debug("[TranscriptMirrorBatcher] close flush failed: %s", exc)
+        self._raise_interruption()
 
     @property
     def background_flushes(self) -> int:
@@ -204,14 +218,37 @@ class TranscriptMirrorBatcher:
         return sum(1 for handle in self._background if not handle.done())
 
     def _start_background_flush(self) -> None:
-        handle = compat.spawn_detached(self._drain())
+        handle = compat.spawn_detached(self._keeping_interruptions(self._drain))
         self._background.add(handle)
         handle.add_done_callback(self._background.discard)
 
+    async def _keeping_interruptions(self, work: Callable[..., Awaitable[None]], *args: object) -> None:
+        """``await work(*args)`` in a task of its own (a background flush, or close's shielded flush, which is a
+        task on asyncio), keeping a store's interruption for the caller's next ``flush()``/``close()``.
+
+        Raised out of a task, asyncio would stop the event loop with a ``KeyboardInterrupt`` or ``SystemExit``
+        (and trio's detached tasks only log it); cancellation still propagates.
+        """
+        try:
+            await work(*args)
+        except compat.get_cancelled_exc_class():
+            raise
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit, GeneratorExit: _drain handles Exceptions
+            self._interruptions.append(exc)
+
+    def _raise_interruption(self) -> None:
+        """Re-raise the first interruption a background flush kept (and forget the others)."""
+        if self._interruptions:
+            interruption = self._interruptions[0]
+            self._interruptions.clear()
+            raise interruption
+
     async def _flush_everything(self) -> None:
-        await self._drain()
-        for handle in list(self._background):
-            await handle.wait()
+        try:
+            await self._drain()
+        finally:  # even when the store interrupted the drain: no background flush outlives close()
+            for handle in list(self._background):
+                await handle.wait()
         if self._pending or self._detached or self._unreported:
             # A background flush was cancelled and gave its frames back after our drain had finished.
             await self._drain()
