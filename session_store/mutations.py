@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from .keys import project_key_for_directory
+from .store_results import checked_store_result
 from .transcript import entries_to_jsonl, extract_first_prompt_from_head
 from .types import ForkSessionResult, SessionKey, SessionStore, SessionStoreEntry, store_implements
 from .validation import require_str, require_uuid
@@ -256,7 +257,7 @@ async def fork_session_via_store(
     if title is not None:
         require_str(title, "title")
     source_key = _session_key(directory, session_id)
-    loaded = await session_store.load(source_key)
+    loaded = checked_store_result("load", await session_store.load(source_key))
     if not loaded:
         raise FileNotFoundError(
             f"Session {session_id} not found in project {source_key['project_key']!r}; "

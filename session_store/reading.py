@@ -25,6 +25,11 @@ Errors while loading one session on the slow path or during gap-fill do not fail
 back degraded (``summary=""``, only ``session_id`` and ``last_modified`` set). Anything that is not an
 ``Exception`` (cancellation, ``KeyboardInterrupt``) propagates, and the task group guarantees that no load is
 left running when :func:`list_sessions_from_store` returns or raises.
+
+What a store returns is checked by :func:`session_store.store_results.checked_store_result`: a read method
+returning the wrong type (``load`` a dict, ``list_sessions`` None, ``list_subkeys`` a str, summaries that are not
+summary dicts) raises ``TypeError`` naming the method, the type received and the type expected; on the slow path
+that fails the whole listing rather than degrading every row.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import compat
 
 from .keys import canonicalize_path, sanitize_path, validate_uuid
 from .metadata import parent_ids_from_agent_metadata, split_agent_metadata
+from .store_results import checked_store_result
 from .summary import fold_session_summary, iso_to_epoch_ms, summary_entry_to_session_info
 from .transcript import (
     build_subagent_chain,
@@ -117,23 +123,34 @@ async def _rows_via_load(
     """Load and fold every listed session, at most :data:`STORE_LIST_LOAD_CONCURRENCY` loads at a time.
 
     Rows keep listing order; empty, sidechain and summary-less sessions are dropped; a session whose load (or
-    fold) raises an ``Exception`` gives a degraded row. Anything else propagates once the task group has stopped
-    every load. The task group runs one worker per limiter token; each worker takes the next session as soon as
+    fold) raises an ``Exception`` gives a degraded row. A load returning something that is not a list or None is
+    a ``TypeError`` for the whole listing (:mod:`session_store.store_results`), raised once every load is done.
+    Anything else propagates once the task group has stopped every load. The task group runs one worker per limiter token; each worker takes the next session as soon as
     its previous one is done, so a finished load is followed by the next one without waiting for a wake-up,
     and each session is folded while other loads are in flight.
     """
     limiter = compat.CapacityLimiter(STORE_LIST_LOAD_CONCURRENCY)
     rows: list[SessionInfo | None] = [None] * len(listing)
     pending = iter(enumerate(listing))
+    wrong_types: list[TypeError] = []
 
     async def load_one(index: int, row: SessionStoreListEntry) -> None:
         session_id = row["session_id"]
         try:
             async with limiter:
-                entries = await store.load(project.session_key(session_id))
+                loaded = await store.load(project.session_key(session_id))
+        except Exception:  # the adapter is user code; one bad session must not hide the rest
+            rows[index] = _degraded_row(session_id, row["mtime"])
+            return
+        try:
+            entries = checked_store_result("load", loaded)
+        except TypeError as error:  # the store breaks its contract: the listing fails, not just this row
+            wrong_types.append(error)
+            return
+        try:
             if entries:
                 rows[index] = _row_from_entries(project, session_id, entries, row["mtime"])
-        except Exception:  # the adapter is user code; one bad session must not hide the rest
+        except Exception:
             rows[index] = _degraded_row(session_id, row["mtime"])
 
     async def worker() -> None:
@@ -143,6 +160,8 @@ async def _rows_via_load(
     async with compat.create_task_group() as task_group:
         for _ in range(min(STORE_LIST_LOAD_CONCURRENCY, len(listing))):
             task_group.start_soon(worker)
+    if wrong_types:
+        raise wrong_types[0]  # raised here, not in a worker, so it is a TypeError and not an ExceptionGroup
     return [info for info in rows if info is not None]
 
 
@@ -150,7 +169,7 @@ async def _uuid_listing(store: SessionStore, project: _Project) -> list[SessionS
     """The store's ``list_sessions`` rows with a UUID session id, the first row per id, in a new list."""
     seen: set[str] = set()
     listing: list[SessionStoreListEntry] = []
-    for row in await store.list_sessions(project.key):
+    for row in checked_store_result("list_sessions", await store.list_sessions(project.key)):
         session_id = row["session_id"]
         if validate_uuid(session_id) and session_id not in seen:
             seen.add(session_id)
@@ -230,7 +249,9 @@ async def list_sessions_from_store(
     project = _Project.of(directory)
     if store_implements(session_store, "list_session_summaries"):
         try:
-            summaries = await session_store.list_session_summaries(project.key)
+            summaries = checked_store_result(
+                "list_session_summaries", await session_store.list_session_summaries(project.key)
+            )
         except NotImplementedError:
             pass
         else:
@@ -263,7 +284,7 @@ async def get_session_info_from_store(
     if not validate_uuid(session_id):
         return None
     project = _Project.of(directory)
-    entries = await session_store.load(project.session_key(session_id))
+    entries = checked_store_result("load", await session_store.load(project.session_key(session_id)))
     if not entries:
         return None
     return _row_from_entries(project, session_id, entries, _last_entry_time_ms(entries))
@@ -283,7 +304,7 @@ async def get_session_messages_from_store(
     """
     if not validate_uuid(session_id):
         return []
-    entries = await session_store.load(_Project.of(directory).session_key(session_id))
+    entries = checked_store_result("load", await session_store.load(_Project.of(directory).session_key(session_id)))
     return entries_to_session_messages(entries or [], limit, offset)
 
 
@@ -313,7 +334,9 @@ async def list_subagents_from_store(
             "subagents. Provide a store with a list_subkeys() method."
         )
     project = _Project.of(directory)
-    subpaths = await session_store.list_subkeys({"project_key": project.key, "session_id": session_id})
+    subpaths = checked_store_result(
+        "list_subkeys", await session_store.list_subkeys({"project_key": project.key, "session_id": session_id})
+    )
     agent_ids = (_agent_id_of(subpath) for subpath in subpaths)
     return list(dict.fromkeys(agent_id for agent_id in agent_ids if agent_id is not None))
 
@@ -323,7 +346,9 @@ async def _subagent_subpath(store: SessionStore, project: _Project, session_id: 
     none matches), else the direct ``subagents/agent-<id>``."""
     if not store_implements(store, "list_subkeys"):
         return f"{SUBAGENTS_PREFIX}{AGENT_FILE_PREFIX}{agent_id}"
-    subpaths = await store.list_subkeys({"project_key": project.key, "session_id": session_id})
+    subpaths = checked_store_result(
+        "list_subkeys", await store.list_subkeys({"project_key": project.key, "session_id": session_id})
+    )
     return next((subpath for subpath in subpaths if _agent_id_of(subpath) == agent_id), None)
 
 
@@ -347,7 +372,7 @@ async def get_subagent_messages_from_store(
     subpath = await _subagent_subpath(session_store, project, session_id, agent_id)
     if subpath is None:
         return []
-    entries = await session_store.load(project.session_key(session_id, subpath))
+    entries = checked_store_result("load", await session_store.load(project.session_key(session_id, subpath)))
     metadata, transcript = split_agent_metadata(entries or [])
     parent_tool_use_id, parent_agent_id = parent_ids_from_agent_metadata(metadata)
     chain = build_subagent_chain(filter_transcript_entries(transcript))

@@ -51,6 +51,7 @@ import compat
 
 from .keys import project_key_for_directory, validate_uuid
 from .metadata import agent_metadata_sidecar_path, split_agent_metadata
+from .store_results import checked_store_result
 from .types import SessionKey, SessionListSubkeysKey, SessionStore, SessionStoreEntry, store_implements
 from .validation import require_number, require_str
 
@@ -219,7 +220,8 @@ async def _load_session(
 ) -> tuple[str, list[SessionStoreEntry]] | None:
     """``(session_id, entries)``, or None when the main transcript loads as None or empty."""
     key: SessionKey = {"project_key": project_key, "session_id": session_id}
-    entries = await _ask_store(f"SessionStore.load() for session {session_id}", timeout_s, store.load, key)
+    what = f"SessionStore.load() for session {session_id}"
+    entries = checked_store_result("load", await _ask_store(what, timeout_s, store.load, key))
     return (session_id, entries) if entries else None
 
 
@@ -231,8 +233,10 @@ async def _most_recent_main_session(
     Sidechains are mirrored as top-level keys and are often the newest; ``--continue`` must skip them. Any
     failing call aborts the search (no skip-on-error), like the reference.
     """
-    listing = await _ask_store("SessionStore.list_sessions()", timeout_s, store.list_sessions, project_key)
-    for row in sorted(listing or [], key=lambda row: row["mtime"], reverse=True):  # stable, also reversed
+    listing = checked_store_result(
+        "list_sessions", await _ask_store("SessionStore.list_sessions()", timeout_s, store.list_sessions, project_key)
+    )
+    for row in sorted(listing, key=lambda row: row["mtime"], reverse=True):  # stable, also reversed
         if validate_uuid(row["session_id"]) is None:
             continue
         found = await _load_session(store, project_key, row["session_id"], timeout_s)
@@ -272,16 +276,19 @@ async def _write_subkeys(
 ) -> None:
     """Write every safe subpath of the session: its transcript lines and its agent_metadata sidecar (§7.6)."""
     session: SessionListSubkeysKey = {"project_key": project_key, "session_id": session_id}
-    subpaths = await _ask_store(
-        f"SessionStore.list_subkeys() for session {session_id}", timeout_s, store.list_subkeys, session
+    subpaths = checked_store_result(
+        "list_subkeys",
+        await _ask_store(
+            f"SessionStore.list_subkeys() for session {session_id}", timeout_s, store.list_subkeys, session
+        ),
     )
-    for subpath in subpaths or []:
+    for subpath in subpaths:
         if not _is_safe_subpath(subpath, session_dir):
             logger.warning("[SessionStore] skipping unsafe subpath from list_subkeys: %r", subpath)
             continue
         key: SessionKey = {"project_key": project_key, "session_id": session_id, "subpath": subpath}
         what = f"SessionStore.load() for session {session_id} subpath {subpath}"
-        entries = await _ask_store(what, timeout_s, store.load, key)
+        entries = checked_store_result("load", await _ask_store(what, timeout_s, store.load, key))
         if not entries:
             continue
         metadata, transcript = split_agent_metadata(entries)

@@ -14,6 +14,8 @@ a fraction of loads fail while listing                 those rows come back degr
 ``GeneratorExit`` from ``append``                      flush), or of the next ``flush()``/``close()``
                                                        (background flush); never reported through
                                                        ``on_error``; the frames stay queued; no task left
+a read method returns the wrong type                   ``TypeError`` naming the method, the type received and
+                                                       the type expected (``session_store.store_results``)
 =====================================================  ========================================================
 
 Every test runs on asyncio and trio, over the in-memory store and SQLite where the store matters, and under a
@@ -25,7 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,13 @@ from session_store import batcher as batcher_module
 from session_store.adapters import SQLiteSessionStore
 from session_store.batcher import MIRROR_APPEND_MAX_ATTEMPTS, TranscriptMirrorBatcher, build_mirror_batcher
 from session_store.memory import InMemorySessionStore
+from session_store.mutations import fork_session_via_store
 from session_store.reading import (
+    get_session_info_from_store,
+    get_session_messages_from_store,
+    get_subagent_messages_from_store,
     list_sessions_from_store,
+    list_subagents_from_store,
 )
 from session_store.resume import materialize_resume_session
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry
@@ -280,6 +287,8 @@ async def test_an_interruption_in_close_leaves_no_background_flush_running(
     assert caplog.records == []
 
 
+# --- wrong types from read methods -----------------------------------------------------------------------------
+
 SID = "11111111-2222-4333-8444-555555555555"
 
 
@@ -287,6 +296,52 @@ async def seeded(inner: SessionStore) -> SessionStore:
     await seed(inner, PROJECT_DIR, SID, conversation("hello", session_id=SID))
     await seed(inner, PROJECT_DIR, SID, [agent_metadata(toolUseId="t1"), *conversation("sub")], SUBAGENT)
     return inner
+
+
+class NoSummaries:
+    """``inner`` without ``list_session_summaries``: the slow listing path."""
+
+    def __init__(self, inner: SessionStore) -> None:
+        self.append = inner.append
+        self.load = inner.load
+        self.list_sessions = inner.list_sessions
+        self.list_subkeys = inner.list_subkeys
+
+
+ReadCall = Callable[[Any], Awaitable[Any]]
+
+WRONG_RESULTS: list[Any] = [
+    pytest.param("load", {"type": "user"}, "dict", lambda s: get_session_info_from_store(s, SID, PROJECT_DIR), id="load-info"),
+    pytest.param("load", {"a": 1}, "dict", lambda s: get_session_messages_from_store(s, SID, PROJECT_DIR), id="load-messages"),
+    pytest.param("load", "text", "str", lambda s: get_subagent_messages_from_store(s, SID, "a1", PROJECT_DIR), id="load-subagent"),
+    pytest.param("load", {"a": 1}, "dict", lambda s: fork_session_via_store(s, SID, PROJECT_DIR), id="load-fork"),
+    pytest.param("load", {"a": 1}, "dict", lambda s: list_sessions_from_store(NoSummaries(s), PROJECT_DIR), id="load-slow-list"),
+    pytest.param("load", ("tuple",), "tuple", lambda s: materialize_resume_session(s, resume=SID, cwd=PROJECT_DIR), id="load-resume"),
+    pytest.param("list_sessions", None, "NoneType", lambda s: list_sessions_from_store(NoSummaries(s), PROJECT_DIR), id="list_sessions-slow"),
+    pytest.param("list_sessions", None, "NoneType", lambda s: list_sessions_from_store(s, PROJECT_DIR), id="list_sessions-fast"),
+    pytest.param("list_sessions", None, "NoneType", lambda s: materialize_resume_session(s, continue_conversation=True, cwd=PROJECT_DIR), id="list_sessions-continue"),
+    pytest.param("list_sessions", [{"session_id": 7}], "int", lambda s: list_sessions_from_store(NoSummaries(s), PROJECT_DIR), id="list_sessions-row"),
+    pytest.param("list_subkeys", "subagents/agent-a1", "str", lambda s: list_subagents_from_store(s, SID, PROJECT_DIR), id="list_subkeys-list"),
+    pytest.param("list_subkeys", "subagents/agent-a1", "str", lambda s: get_subagent_messages_from_store(s, SID, "a1", PROJECT_DIR), id="list_subkeys-messages"),
+    pytest.param("list_subkeys", [None], "NoneType", lambda s: list_subagents_from_store(s, SID, PROJECT_DIR), id="list_subkeys-item"),
+    pytest.param("list_subkeys", "ab", "str", lambda s: materialize_resume_session(s, resume=SID, cwd=PROJECT_DIR), id="list_subkeys-resume"),
+    pytest.param("list_session_summaries", [1, "junk"], "int", lambda s: list_sessions_from_store(s, PROJECT_DIR), id="summaries-junk"),
+    pytest.param("list_session_summaries", [{"session_id": SID, "mtime": 1}], "NoneType", lambda s: list_sessions_from_store(s, PROJECT_DIR), id="summaries-no-data"),
+    pytest.param("list_session_summaries", {"x": 1}, "dict", lambda s: list_sessions_from_store(s, PROJECT_DIR), id="summaries-dict"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "returned", "type_name", "read"), WRONG_RESULTS)
+async def test_a_read_method_returning_the_wrong_type_is_a_type_error_naming_it(
+    real_store: SessionStore, method: str, returned: object, type_name: str, read: ReadCall, temp_root: Path
+) -> None:
+    store = FaultyStore(await seeded(real_store), returns={method: returned})
+    with compat.fail_after(WAIT_LIMIT_S), pytest.raises(TypeError) as caught:
+        await read(store)
+    message = str(caught.value)
+    assert f"SessionStore.{method}() returned" in message and type_name in message and "expected a list" in message
+    assert leftovers(temp_root) == []  # resume removed its temp dir
+    await close_store(real_store)
 
 
 # --- reads under failing and hanging stores --------------------------------------------------------------------
