@@ -8,7 +8,10 @@ Three measurements, each on both backends (one ``asyncio.run`` / ``trio.run`` pe
    (thresholds 0: every frame starts a background flush) and *batched* (500 entries / 1 MiB). Compared with the
    public SDK's anyio-based ``claude_agent_sdk._internal.transcript_mirror_batcher.TranscriptMirrorBatcher``
    driven with the same frames into the same kind of store. "complete" checks that the store holds every entry,
-   in enqueue order, once ``close()`` returned.
+   in enqueue order, once ``close()`` returned. Each mode runs against two stores, the same for both batchers:
+   ``InMemorySessionStore`` (whose append re-encodes every entry and folds the summary: in batched mode that is
+   about half the time, the same for both batchers) and ``ListStore``, whose append only extends a list, so the
+   figure is the batcher's own cost plus the driver's checkpoint per frame.
 2. **Listing slow path.** ``list_sessions_from_store`` over ``LIST_SESSIONS`` sessions through a store wrapper
    without ``list_session_summaries`` whose ``load`` sleeps 2 ms (native sleep). With 16 loads in flight the ideal
    is ``ceil(n / 16) * 2 ms`` (125 ms for 1,000); target: within 1.3x of it. Also shown: the "native floor", the
@@ -107,10 +110,34 @@ def run_on(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------- batcher
-BatcherFactory = Callable[[InMemorySessionStore, str, Callable[..., Awaitable[None]], bool], Any]
+BatcherFactory = Callable[[Any, str, Callable[..., Awaitable[None]], bool], Any]
 
 
-def ours(store: InMemorySessionStore, projects_dir: str, on_error: Callable[..., Awaitable[None]], eager: bool) -> Any:
+class ListStore:
+    """A store whose ``append`` only extends a list per key: measures the batcher, not the store."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str | None], list[SessionStoreEntry]] = {}
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        self.entries.setdefault((key["project_key"], key["session_id"], key.get("subpath")), []).extend(entries)
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        return self.entries.get((key["project_key"], key["session_id"], key.get("subpath")))
+
+    def stored(self, key: SessionKey) -> list[SessionStoreEntry]:
+        return self.entries.get((key["project_key"], key["session_id"], None), [])
+
+
+class MemoryStore(InMemorySessionStore):
+    def stored(self, key: SessionKey) -> list[SessionStoreEntry]:
+        return self._entries.get((key["project_key"], key["session_id"], None), [])
+
+
+BATCHER_STORES: dict[str, Callable[[], Any]] = {"InMemorySessionStore": MemoryStore, "ListStore": ListStore}
+
+
+def ours(store: Any, projects_dir: str, on_error: Callable[..., Awaitable[None]], eager: bool) -> Any:
     return TranscriptMirrorBatcher(
         store=store,
         projects_dir=projects_dir,
@@ -121,9 +148,7 @@ def ours(store: InMemorySessionStore, projects_dir: str, on_error: Callable[...,
 
 
 def sdk_factory(sdk_batcher: type) -> BatcherFactory:
-    def make(
-        store: InMemorySessionStore, projects_dir: str, on_error: Callable[..., Awaitable[None]], eager: bool
-    ) -> Any:
+    def make(store: Any, projects_dir: str, on_error: Callable[..., Awaitable[None]], eager: bool) -> Any:
         return sdk_batcher(
             store=store,
             projects_dir=projects_dir,
@@ -142,8 +167,9 @@ async def batcher_run(
     projects_dir: str,
     eager: bool,
     checkpoint: Callable[[], Awaitable[None]],
+    store_factory: Callable[[], Any] = MemoryStore,
 ) -> dict[str, Any]:
-    store = InMemorySessionStore()
+    store = store_factory()
     errors: list[str] = []
 
     async def on_error(_key: SessionKey | None, message: str) -> None:
@@ -157,7 +183,7 @@ async def batcher_run(
         await checkpoint()
     await batcher.close()
     elapsed = time.perf_counter() - started
-    stored = store._entries.get((key["project_key"], key["session_id"], None), [])
+    stored = store.stored(key)
     expected = [entries[0]["uuid"] for _, entries in frames]
     complete = [entry["uuid"] for entry in stored] == expected
     return {"seconds": elapsed, "complete": complete, "stored": len(stored), "errors": len(errors)}
@@ -175,6 +201,24 @@ async def measure_batcher(backend: str, cfg: Config, sdk: dict[str, Any]) -> lis
     if sdk:
         impls["SDK (anyio)"] = sdk_factory(sdk["batcher"])
     rows = []
+    for store_name, store_factory in BATCHER_STORES.items():
+        rows += await _measure_batcher_store(
+            impls, frames, key, projects_dir, checkpoint, cfg, store_name, store_factory
+        )
+    return rows
+
+
+async def _measure_batcher_store(
+    impls: dict[str, BatcherFactory],
+    frames: list[tuple[str, list[SessionStoreEntry]]],
+    key: SessionKey,
+    projects_dir: str,
+    checkpoint: Callable[[], Awaitable[None]],
+    cfg: Config,
+    store_name: str,
+    store_factory: Callable[[], Any],
+) -> list[dict[str, Any]]:
+    rows = []
     for mode in ("eager", "batched"):
         eager = mode == "eager"
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
@@ -184,17 +228,20 @@ async def measure_batcher(backend: str, cfg: Config, sdk: dict[str, Any]) -> lis
                 if name in failures:
                     continue
                 try:
-                    runs[name].append(await batcher_run(make, frames, key, projects_dir, eager, checkpoint))
+                    runs[name].append(
+                        await batcher_run(make, frames, key, projects_dir, eager, checkpoint, store_factory)
+                    )
                 except Exception as exc:  # the SDK batcher may not run on this backend: report, don't crash
                     failures[name] = f"{type(exc).__name__}: {exc}"
         for name in impls:
             if name in failures or not runs[name]:
-                rows.append({"mode": mode, "impl": name, "failed": failures.get(name, "no run")})
+                rows.append({"mode": mode, "store": store_name, "impl": name, "failed": failures.get(name, "no run")})
                 continue
             seconds = statistics.median(run["seconds"] for run in runs[name])
             rows.append(
                 {
                     "mode": mode,
+                    "store": store_name,
                     "impl": name,
                     "seconds": seconds,
                     "entries_per_s": cfg.entries / seconds,
@@ -416,17 +463,20 @@ async def measure_backend(backend: str, cfg: Config, progress: bool) -> dict[str
 def _tables(results: dict[str, dict[str, Any]], cfg: Config) -> list[Table]:
     batcher_rows: list[list[Any]] = []
     for backend, result in results.items():
-        by_key = {(row["mode"], row["impl"]): row for row in result["batcher"]}
+        by_key = {(row["mode"], row["store"], row["impl"]): row for row in result["batcher"]}
         for row in result["batcher"]:
             if "failed" in row:
-                batcher_rows.append([backend, row["mode"], row["impl"], None, None, f"failed: {row['failed']}", None])
+                batcher_rows.append(
+                    [backend, row["mode"], row["store"], row["impl"], None, None, f"failed: {row['failed']}", None]
+                )
                 continue
-            baseline = by_key.get((row["mode"], "SDK (anyio)"))
+            baseline = by_key.get((row["mode"], row["store"], "SDK (anyio)"))
             speedup = ratio(row["entries_per_s"], baseline.get("entries_per_s")) if baseline else None
             batcher_rows.append(
                 [
                     backend,
                     row["mode"],
+                    row["store"],
                     row["impl"],
                     row["seconds"] * 1000,
                     row["entries_per_s"],
@@ -470,11 +520,11 @@ def _tables(results: dict[str, dict[str, Any]], cfg: Config) -> list[Table]:
             )
     return [
         Table(
-            title=f"mirror batcher: {cfg.entries:,} entries as 1-entry frames into InMemorySessionStore "
+            title=f"mirror batcher: {cfg.entries:,} entries as 1-entry frames, same store for both batchers "
             f"(median of {cfg.rounds})",
-            columns=["backend", "mode", "batcher", "wall ms", "entries/s", "complete", "speed vs SDK"],
+            columns=["backend", "mode", "store", "batcher", "wall ms", "entries/s", "complete", "speed vs SDK"],
             rows=batcher_rows,
-            kinds=["", "", "", "ms", "", "", "x"],
+            kinds=["", "", "", "", "ms", "", "", "x"],
         ),
         Table(
             title=f"list_sessions_from_store slow path: load sleeps {cfg.load_delay_s * 1000:g} ms, "
@@ -518,7 +568,7 @@ def _targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             if row["impl"] == "session_store" and "failed" not in row:
                 lines.append(
                     {
-                        "target": f"{backend}: batcher ({row['mode']}) delivers every entry in order",
+                        "target": f"{backend}: batcher ({row['mode']}, {row['store']}) delivers every entry in order",
                         "value": float(row["complete"]),
                         "status": "PASS" if row["complete"] else "MISS",
                     }
@@ -535,7 +585,9 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
         group: dict[str, dict[str, float | None]] = {}
         for row in result["batcher"]:
             if "failed" not in row:
-                group.setdefault(f"batcher {row['mode']}", {})[row["impl"]] = row["entries_per_s"] / 1000
+                group.setdefault(f"batcher {row['mode']} ({row['store']})", {})[row["impl"]] = (
+                    row["entries_per_s"] / 1000
+                )
         for row in result["materialize"]:
             if "failed" not in row:
                 group.setdefault("materialize", {})[row["impl"]] = row["entries_per_s"] / 1000

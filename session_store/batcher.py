@@ -8,11 +8,19 @@ Buffered frames reach :meth:`SessionStore.append` when the caller calls :meth:`~
 :data:`MAX_PENDING_BYTES` are pending (a background flush through ``compat.spawn_detached``), and at
 :meth:`~TranscriptMirrorBatcher.close`.
 
+**At most one waiting background flush.** A background flush that has not yet taken its frames (not started,
+or waiting for the lock) will take every frame enqueued meanwhile, so crossing a threshold again starts no
+second one: the frame rides along. In eager mode (thresholds 0) N frames enqueued in one tick therefore cost
+one task and one ``append`` per path, not N; and behind a slow store at most one flush is sending and one is
+waiting, however fast frames arrive.
+
 How a flush works:
 
 - **Detach, then lock.** A flush first takes the enqueue buffer (later frames start a fresh one), then waits for
   the batcher's ``compat.Lock``. The lock is FIFO-fair on both backends, so flushes deliver in the order they
-  started and appends for one transcript keep enqueue order, whether the flushes were eager or explicit.
+  started and appends for one transcript keep enqueue order, whether the flushes were eager or explicit. Once
+  it holds the lock, a flush sends every frame detached so far *and* any enqueued since: all of them are
+  newer than anything already sent, so enqueue order holds, and nothing is left for a later flush to wait on.
 - **Coalescing.** Frames are grouped by file path (first-seen order; entries keep enqueue order), so each
   transcript gets one ``append`` per flush. A path whose entries are all empty is skipped.
 - **Retries.** Each append runs under ``compat.fail_after(send_timeout)``. A failure is retried
@@ -99,6 +107,12 @@ MIRROR_APPEND_BACKOFF_S: tuple[float, ...] = (0.2, 0.8)
 
 Read at each retry, so tests may monkeypatch it (and the attempt count) to something small."""
 
+_SIZE_ENCODER = json.JSONEncoder(allow_nan=False)
+"""``json.dumps(..., allow_nan=False)`` without building an encoder per frame (same output and errors)."""
+
+_MAX_REMEMBERED_KEYS = 1024
+"""Bound of the batcher's path -> key memo (a session writes a handful of transcripts)."""
+
 MirrorErrorCallback = Callable[[SessionKey | None, str], Awaitable[object] | None]
 """``on_error(key, message)``: a coroutine function or a plain function (see the module docstring)."""
 
@@ -138,6 +152,11 @@ class TranscriptMirrorBatcher:
     # KeyboardInterrupt / SystemExit / GeneratorExit met by background flushes, for the next flush() or close().
     _interruptions: list[BaseException] = field(default_factory=list, init=False, repr=False)
     _lock: compat.Lock = field(default_factory=compat.Lock, init=False, repr=False)
+    # The background flush that has not taken its frames yet (not started or waiting for the lock), if any:
+    # frames enqueued while it is set ride along with it instead of starting another flush.
+    _waiting_flush: object | None = field(default=None, init=False, repr=False)
+    # file_path -> key, for absolute paths (a pure function of the path then): a frame's path is parsed once.
+    _keys: dict[str, SessionKey | None] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         """Refuse settings every flush would fail on, so no frame is lost to them later.
@@ -175,7 +194,7 @@ class TranscriptMirrorBatcher:
         needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
         """
         try:
-            size = len(json.dumps(check_entry_list(entries), allow_nan=False))
+            size = len(_SIZE_ENCODER.encode(check_entry_list(entries)))
         except TypeError as error:
             raise TypeError(f"cannot mirror the frame for {file_path!r}: {error}") from error
         except ValueError as error:  # NaN or Infinity
@@ -218,9 +237,19 @@ class TranscriptMirrorBatcher:
         return sum(1 for handle in self._background if not handle.done())
 
     def _start_background_flush(self) -> None:
-        handle = compat.spawn_detached(self._keeping_interruptions(self._drain))
+        if self._waiting_flush is not None:
+            return  # a background flush has not taken its frames yet: this frame rides along with it
+        token = object()
+        handle = compat.spawn_detached(self._keeping_interruptions(self._drain, token))
+        self._waiting_flush = token
         self._background.add(handle)
         handle.add_done_callback(self._background.discard)
+        # A flush cancelled before it took its frames (even before it started) must not keep the slot.
+        handle.add_done_callback(lambda _handle: self._release_waiting_slot(token))
+
+    def _release_waiting_slot(self, token: object | None) -> None:
+        if token is not None and self._waiting_flush is token:
+            self._waiting_flush = None
 
     async def _keeping_interruptions(self, work: Callable[..., Awaitable[None]], *args: object) -> None:
         """``await work(*args)`` in a task of its own (a background flush, or close's shielded flush, which is a
@@ -253,24 +282,37 @@ class TranscriptMirrorBatcher:
             # A background flush was cancelled and gave its frames back after our drain had finished.
             await self._drain()
 
-    async def _drain(self) -> None:
-        """Detach the enqueue buffer, send all detached frames under the lock, then report failures.
-
-        Contracted never to raise anything but cancellation.
-        """
-        self._detached.extend(self._pending)
-        self._pending = []
+    def _detach_pending(self) -> None:
+        if self._pending:
+            self._detached.extend(self._pending)
+            self._pending = []
         self._pending_entries = 0
         self._pending_bytes = 0
+
+    async def _drain(self, token: object | None = None) -> None:
+        """Detach the enqueue buffer, send all detached frames under the lock, then report failures.
+
+        ``token`` marks the background flush in the waiting slot (see :meth:`_start_background_flush`); it
+        gives the slot up when it takes its frames. Contracted never to raise anything but cancellation.
+        """
+        self._detach_pending()
         try:
             async with self._lock:
+                self._release_waiting_slot(token)  # from here on, a new frame needs a new flush
                 await self._send_detached()
         except Exception as exc:
             logger.error("[TranscriptMirrorBatcher] flush raised unexpectedly: %s", exc)
+        finally:
+            self._release_waiting_slot(token)
         await self._report_failures()
 
     async def _send_detached(self) -> None:
-        """Coalesce the detached frames per path and append each path; give unsent frames back on cancellation."""
+        """Coalesce the detached frames per path and append each path; give unsent frames back on cancellation.
+
+        Called under the lock: takes the frames detached so far and those enqueued since (all newer than any
+        frame already sent).
+        """
+        self._detach_pending()
         frames, self._detached = self._detached, []
         by_path: dict[str, list[SessionStoreEntry]] = {}
         for frame in frames:
@@ -286,8 +328,20 @@ class TranscriptMirrorBatcher:
                 self._detached[:0] = [frame for frame in frames if frame.file_path in unsent]
             raise
 
+    def _key_of(self, file_path: str) -> SessionKey | None:
+        """``file_path_to_session_key``, remembered per absolute path (a relative one depends on the cwd)."""
+        try:
+            key = self._keys[file_path]
+        except KeyError:
+            key = file_path_to_session_key(file_path, self.projects_dir)
+            if os.path.isabs(file_path) and os.path.isabs(self.projects_dir):
+                if len(self._keys) >= _MAX_REMEMBERED_KEYS:
+                    self._keys.clear()
+                self._keys[file_path] = key
+        return None if key is None else key.copy()  # the store gets its own dict, as before
+
     async def _send_path(self, file_path: str, entries: list[SessionStoreEntry]) -> None:
-        key = file_path_to_session_key(file_path, self.projects_dir)
+        key = self._key_of(file_path)
         if key is None:
             message = (
                 f"dropped a mirror frame of {len(entries)} entries: {file_path!r} is not a transcript path under "

@@ -618,10 +618,110 @@ async def test_close_completes_the_final_flush_when_the_caller_is_cancelled_mean
 async def test_close_waits_for_background_flushes_and_leaves_no_task_behind() -> None:
     store = FakeStore(delay_s=0.02)
     batcher = make_eager_batcher(store)
-    for i in (1, 2, 3):
+    batcher.enqueue(transcript_path(), entries(1))
+    await wait_until(lambda: store.in_flight == 1)  # the first flush is sending
+    for i in (2, 3):
         batcher.enqueue(transcript_path(), entries(i))
-    assert batcher.background_flushes == 3
+    assert batcher.background_flushes == 2  # one sending, one waiting (3 rode along with 2)
     await batcher.close()
     assert batcher.background_flushes == 0
     assert store.appended_ids() == [1, 2, 3]
     assert store.in_flight == 0
+
+
+# --- eager coalescing: at most one waiting background flush ------------------------------------------------------
+
+
+async def test_eager_frames_enqueued_in_one_tick_cost_one_flush_and_one_append() -> None:
+    store = FakeStore()
+    batcher = make_eager_batcher(store)
+    for i in range(1, 51):
+        batcher.enqueue(transcript_path(), entries(i))
+    assert batcher.background_flushes == 1
+    await wait_until(lambda: batcher.background_flushes == 0)
+    assert [ids_of(batch) for _, batch in store.appends] == [list(range(1, 51))]
+    await batcher.close()
+    assert store.calls == 1
+
+
+async def test_eager_frames_of_one_tick_for_two_paths_cost_one_append_per_path() -> None:
+    store = FakeStore()
+    batcher = make_eager_batcher(store)
+    for i in range(1, 11):
+        batcher.enqueue(transcript_path(subpath="subagents/agent-1" if i % 2 else None), entries(i))
+    await batcher.close()
+    assert [(key.get("subpath"), ids_of(batch)) for key, batch in store.appends] == [
+        ("subagents/agent-1", [1, 3, 5, 7, 9]),
+        (None, [2, 4, 6, 8, 10]),
+    ]
+
+
+async def test_behind_a_slow_store_one_flush_sends_one_waits_and_order_holds() -> None:
+    store = FakeStore(delay_s=0.01)
+    batcher = make_eager_batcher(store)
+    most_flushes = 0
+    for i in range(1, 101):
+        batcher.enqueue(transcript_path(), entries(i))
+        most_flushes = max(most_flushes, batcher.background_flushes)
+        await compat.sleep(0.0005 if i % 3 else 0)
+    await batcher.close()
+    assert store.appended_ids() == list(range(1, 101))
+    assert store.max_in_flight == 1
+    assert most_flushes <= 2
+    assert store.calls < 50  # frames rode along with the waiting flush instead of one append each
+
+
+async def test_an_explicit_flush_behind_a_waiting_background_flush_keeps_enqueue_order() -> None:
+    gate = compat.Event()
+    store = FakeStore(gate=gate, block_first_only=True)
+    batcher = make_eager_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1))
+    with compat.fail_after(WAIT_LIMIT_S):
+        await store.started.wait()  # flush of [1] is in append(); the next one will wait for the lock
+    batcher.enqueue(transcript_path(), entries(2))
+    async with compat.create_task_group() as tg:
+        tg.start_soon(batcher.flush)  # takes [2] (and whatever else it finds under the lock)
+        await compat.sleep(0.01)
+        batcher.enqueue(transcript_path(), entries(3))
+        batcher.enqueue(transcript_path(), entries(4))
+        gate.set()
+    await batcher.close()
+    assert store.appended_ids() == [1, 2, 3, 4]
+    assert store.max_in_flight == 1
+
+
+async def test_a_waiting_background_flush_cancelled_loses_nothing_and_frees_its_slot() -> None:
+    gate = compat.Event()
+    store = FakeStore(gate=gate, block_first_only=True)
+    batcher = make_eager_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1))
+    with compat.fail_after(WAIT_LIMIT_S):
+        await store.started.wait()
+    [sending] = list(batcher._background)
+    batcher.enqueue(transcript_path(), entries(2))
+    batcher.enqueue(transcript_path(), entries(3))  # rides along with the waiting flush of [2]
+    [waiting] = [handle for handle in batcher._background if handle is not sending]
+    await compat.sleep(0.01)  # the waiting flush has started and is queued on the lock
+    waiting.cancel()
+    await waiting.wait()
+    batcher.enqueue(transcript_path(), entries(4))  # the slot is free again: a new flush is started
+    assert batcher.background_flushes == 2
+    gate.set()
+    await batcher.close()
+    assert store.appended_ids() == [1, 2, 3, 4]
+    assert batcher.background_flushes == 0
+
+
+async def test_a_background_flush_cancelled_before_it_started_frees_its_slot() -> None:
+    store = FakeStore()
+    batcher = make_eager_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1))
+    [handle] = list(batcher._background)
+    handle.cancel()  # before the task ever ran
+    await handle.wait()
+    assert store.calls == 0
+    batcher.enqueue(transcript_path(), entries(2))
+    await wait_until(lambda: store.calls == 1)  # a new background flush ran: nothing was stuck in the slot
+    assert store.appended_ids() == [1, 2]
+    await batcher.close()
+    assert batcher.background_flushes == 0
