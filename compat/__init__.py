@@ -9,8 +9,8 @@ never imports anyio. The folder is vendorable: copy it into your package (e.g. a
 imports are relative.
 
 API: ``current_backend``, ``UnsupportedBackendError``, ``get_cancelled_exc_class``, ``sleep``, ``checkpoint``,
-``current_time``, ``fail_after``, ``move_on_after``, ``shield``, ``Lock``, ``Event``, ``CapacityLimiter``,
-``create_task_group``, ``spawn_detached``, ``TaskHandle``, ``run_sync``.
+``current_time``, ``fail_after``, ``move_on_after``, ``shield``, ``shielded``, ``Lock``, ``Event``,
+``CapacityLimiter``, ``Semaphore``, ``create_task_group``, ``spawn_detached``, ``TaskHandle``, ``run_sync``.
 
 Differences between the backends that remain (``compat`` gives each library's native behaviour):
 
@@ -20,11 +20,18 @@ what                           asyncio                                         t
 cancellation                   edge-triggered: delivered once; a body that     level-triggered: every checkpoint inside a
                                swallows ``CancelledError`` goes on normally    cancelled scope raises ``Cancelled`` again
 cleanup ``await`` after a      runs (the cancellation was already delivered)   is cancelled again unless inside ``shield()``
-timeout or cancel
+timeout or cancel                                                              or ``shielded()``
 ``Lock`` acquire               uncontended acquire does not yield              always a checkpoint (yields, may be cancelled)
 ``Lock`` release               any task may release                            only the owner; re-acquire by owner raises
 ``CapacityLimiter``            ``asyncio.Semaphore``: a task may hold several  one token per task (borrower-checked);
-                               tokens; release from any task                   release by the borrower only
+``acquire``/``release``        tokens; release from any task                   release by the borrower only
+``Semaphore`` acquire          uncontended acquire does not yield              always a checkpoint
+``shielded()`` block           holds off compat timeouts (delivered after the  ``CancelScope(shield=True)``: holds off
+                               block) and, if anyio is imported, enclosing     every enclosing cancellation
+                               anyio scopes; a native ``task.cancel()``,
+                               ``asyncio.timeout`` or ``TaskGroup`` cancel
+                               still reaches its next ``await`` (use
+                               ``shield(fn)`` for the full guarantee)
 ``shield(fn)``                 ``fn`` runs in a new task (task-affine things   ``fn`` runs in the caller's task inside
                                such as trio-style owner checks see another     ``CancelScope(shield=True)``; its
                                task) with a copy of the caller's contextvars   contextvar writes are the caller's
@@ -48,7 +55,8 @@ done-callback timing           one loop tick after completion (``call_soon``)  s
 
 Same on both: timeouts are *sync* context managers (``with fail_after(s):``) whose deadline is fixed on entry;
 ``fail_after`` raises builtin ``TimeoutError``; an outer cancellation is never turned into ``TimeoutError``; negative
-or NaN seconds raise ``ValueError``; task groups raise ``ExceptionGroup``; ``Lock`` is FIFO-fair; primitives can be
+or NaN seconds raise ``ValueError``; ``None`` seconds mean no deadline (still a scope); ``Semaphore`` slots may be
+released by any task, FIFO, ``ValueError`` beyond ``max_value``; task groups raise ``ExceptionGroup``; ``Lock`` is FIFO-fair; primitives can be
 built anywhere (module level, dataclass defaults) and bind on first use, and an *idle* primitive is rebound when it
 is used under a new asyncio loop or the other backend; ``run_sync`` is not cancellable unless
 ``abandon_on_cancel=True`` and hides sniffio's context variable from the worker thread.
@@ -62,10 +70,10 @@ from __future__ import annotations
 import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
-from ._sync import CapacityLimiter, Event, Lock
+from ._sync import CapacityLimiter, Event, Lock, Semaphore
 from ._tasks import TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
-from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, sleep
+from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, shielded, sleep
 
 
 def get_cancelled_exc_class() -> type[BaseException]:
@@ -83,6 +91,7 @@ __all__ = [
     "CapacityLimiter",
     "Event",
     "Lock",
+    "Semaphore",
     "TaskHandle",
     "TimeoutScope",
     "UnsupportedBackendError",
@@ -95,6 +104,7 @@ __all__ = [
     "move_on_after",
     "run_sync",
     "shield",
+    "shielded",
     "sleep",
     "spawn_detached",
 ]

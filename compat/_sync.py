@@ -1,4 +1,4 @@
-"""Lock, Event and CapacityLimiter: native objects, bound on first use, rebound when idle.
+"""Lock, Event, CapacityLimiter and Semaphore: native objects, bound on first use, rebound when idle.
 
 Each wrapper holds one native object (``asyncio.Lock`` / ``trio.Lock``, ...) and delegates to it; the backend is
 decided once, when the object is first used, and cached. Two cheap guards keep the rebinding promise of SPEC §3
@@ -202,8 +202,10 @@ class _SetEvent(Event):
 class CapacityLimiter(_Bound):
     """At most ``total_tokens`` holders at once: ``async with limiter:``.
 
-    asyncio: an ``asyncio.Semaphore`` (FIFO; a task may hold several tokens). trio: ``trio.CapacityLimiter``
-    (one token per task; acquiring twice in one task raises ``RuntimeError``).
+    asyncio: an ``asyncio.Semaphore`` (FIFO; a task may hold several tokens and any task may release one).
+    trio: ``trio.CapacityLimiter`` (one token per task: acquiring twice in one task raises ``RuntimeError``, and
+    only the borrowing task may ``release()``). For slots taken in one task and given back by another, use
+    :class:`Semaphore`.
     """
 
     __slots__ = ("_total",)
@@ -235,7 +237,8 @@ class CapacityLimiter(_Bound):
             _drop_stale_loop(native)
         return native
 
-    def __aenter__(self) -> Awaitable[Any]:
+    def acquire(self) -> Awaitable[Any]:
+        """Take a token, waiting while none is free (prefer ``async with``; trio: one token per task)."""
         native = self._native
         if _thread_local.name is not self._bound_under:
             native = self._bind()
@@ -243,11 +246,19 @@ class CapacityLimiter(_Bound):
             _drop_stale_loop(native)
         return native.acquire()  # type: ignore[no-any-return]
 
+    __aenter__ = acquire
+
     def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Awaitable[None]:
         self._native.release()
         return _COMPLETED
+
+    def release(self) -> None:
+        """Give a token back (trio: only the task that borrowed it; asyncio: any task)."""
+        if self._native is None:
+            raise RuntimeError("release() of a compat.CapacityLimiter that was never acquired")
+        self._native.release()
 
     @property
     def total_tokens(self) -> int | float:
@@ -268,3 +279,98 @@ class CapacityLimiter(_Bound):
     def available_tokens(self) -> int | float:
         """``total_tokens - borrowed_tokens``."""
         return self._total - self.borrowed_tokens
+
+
+class Semaphore(_Bound):
+    """A counter of free slots: ``async with sem:``, ``await sem.acquire()``, ``sem.release()``, ``sem.value``.
+
+    Unlike :class:`CapacityLimiter`, a slot is not tied to a task on either backend: any task (or sync code) may
+    ``release()``. With ``max_value``, a ``release()`` that would push ``value`` above it raises ``ValueError``.
+    Waiters are served first come, first served. asyncio: ``asyncio.Semaphore`` / ``asyncio.BoundedSemaphore``
+    (an uncontended acquire does not yield); trio: ``trio.Semaphore(max_value=...)`` (acquire is a checkpoint).
+    ``value`` carries over when an idle semaphore (no waiters) is rebound to a new loop or backend.
+    """
+
+    __slots__ = ("_value", "_max")
+
+    def __init__(self, initial_value: int, *, max_value: int | None = None) -> None:
+        if not isinstance(initial_value, int) or isinstance(initial_value, bool) or initial_value < 0:
+            raise ValueError(f"Semaphore initial_value must be an int >= 0, got {initial_value!r}")
+        if max_value is not None and (
+            not isinstance(max_value, int) or isinstance(max_value, bool) or max_value < initial_value
+        ):
+            raise ValueError(
+                f"Semaphore max_value must be None or an int >= initial_value ({initial_value}), got {max_value!r}"
+            )
+        super().__init__()
+        self._value = initial_value  # the count while unbound; afterwards the native object keeps it
+        self._max = max_value
+
+    def _make(self, backend: str) -> Any:
+        value = self.value  # of the previous native object, if any: the count survives rebinding
+        if backend == "trio":
+            return trio_module().Semaphore(value, max_value=self._max)
+        if self._max is None:
+            return asyncio.Semaphore(value)
+        native = asyncio.BoundedSemaphore(self._max)
+        native._value = value
+        return native
+
+    def _idle(self) -> bool:
+        if self._backend == "trio":
+            return not self._native.statistics().tasks_waiting
+        return all(waiter.done() for waiter in self._native._waiters or ())
+
+    def acquire(self) -> Awaitable[Any]:
+        """Take a slot, waiting (FIFO) while ``value`` is 0."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and native._value <= 0:
+            _drop_stale_loop(native)
+        return native.acquire()  # type: ignore[no-any-return]
+
+    __aenter__ = acquire
+
+    def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[None]:
+        try:
+            self._native.release()
+        except ValueError:
+            raise self._too_many() from None
+        return _COMPLETED
+
+    def release(self) -> None:
+        """Give a slot back (from any task, or sync code); ``ValueError`` if that would exceed ``max_value``."""
+        native = self._native
+        if native is None:
+            if self._max is not None and self._value >= self._max:
+                raise self._too_many()
+            self._value += 1
+            return
+        try:
+            native.release()
+        except ValueError:  # BoundedSemaphore / trio.Semaphore: "released too many times"
+            raise self._too_many() from None
+
+    def _too_many(self) -> ValueError:
+        return ValueError(
+            f"compat.Semaphore released too many times: value is already max_value={self._max}; "
+            "call release() once per acquire()"
+        )
+
+    @property
+    def value(self) -> int:
+        """How many slots are free right now."""
+        native = self._native
+        if native is None:
+            return self._value
+        if self._backend == "trio":
+            return int(native.value)
+        return int(native._value)
+
+    @property
+    def max_value(self) -> int | None:
+        """The bound given at construction (``None``: unbounded)."""
+        return self._max

@@ -1,4 +1,4 @@
-"""Timeouts as *sync* context managers on both backends, plus sleep, checkpoint and the clock.
+"""Timeouts and the shield scope as *sync* context managers on both backends, plus sleep, checkpoint and the clock.
 
 Built bottom-up: ``move_on_after`` is the scope; ``fail_after`` is the same scope plus one check that turns a
 caught deadline into builtin :class:`TimeoutError`. The deadline is computed when the block is entered.
@@ -10,6 +10,13 @@ the count is back at its entry value (so the cancellation was ours). An outer ``
 ``Task.cancelling()`` is back at its entry value after every compat scope.
 
 On trio the scope is a native ``trio.CancelScope`` with an absolute deadline; ``trio.TooSlowError`` never appears.
+
+``shielded()`` is ``trio.CancelScope(shield=True)`` on trio. On asyncio nothing can stop a ``task.cancel()`` from
+reaching the next ``await``, so the shield works where compat itself decides when to cancel: a compat timeout whose
+deadline passes while a ``shielded()`` block entered *inside* it is active does not cancel; it is re-armed for the
+next loop iteration after the block exits (``_fire`` checks ``_active_shields``, which only ``shielded()`` writes;
+a timeout pays one global read at enter). If anyio is already imported the block is also an
+``anyio.CancelScope(shield=True)``, which holds off enclosing anyio scopes.
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
-from ._backend import is_trio, trio_module
+from ._backend import anyio_if_imported, is_trio, trio_module
+
+_shield_epoch = 0  # counts shielded() entries; a timeout is held off by a shield entered after it (larger epoch)
+_active_shields: dict[asyncio.Task[Any], list[_AsyncioShielded]] = {}  # per task, outermost first
 
 
 def _check_seconds(seconds: float, what: str) -> None:
@@ -65,6 +75,7 @@ class _AsyncioTimeoutScope:
         "_entry_cancelling",
         "_handle",
         "_fired",
+        "_epoch",
         "deadline",
         "cancelled_caught",
     )
@@ -87,6 +98,7 @@ class _AsyncioTimeoutScope:
         self._fired = False
         self.cancelled_caught = False
         self._entry_cancelling = task.cancelling()
+        self._epoch = _shield_epoch
         loop = task.get_loop()
         if self._seconds != math.inf:
             now = loop.time()
@@ -100,6 +112,12 @@ class _AsyncioTimeoutScope:
     def _fire(self) -> None:
         self._handle = None
         task = self._task
+        shields = _active_shields.get(task)
+        if shields is not None:
+            for shield in shields:
+                if shield._epoch > self._epoch:  # entered inside this scope: hold the deadline until it exits
+                    shield._deferred.append(self)
+                    return
         if not task.done():
             self._fired = True
             if getattr(task, "_must_cancel", False):
@@ -161,28 +179,90 @@ class _TrioTimeoutScope:
 TimeoutScope = _AsyncioTimeoutScope | _TrioTimeoutScope
 
 
-def _scope(seconds: float, raise_timeout: bool, what: str) -> Any:
+def _scope(seconds: float | None, raise_timeout: bool, what: str) -> Any:
+    if seconds is None:
+        seconds = math.inf
     _check_seconds(seconds, what)
     if is_trio():
         return _TrioTimeoutScope(seconds, raise_timeout)
     return _AsyncioTimeoutScope(seconds, raise_timeout)
 
 
-def move_on_after(seconds: float) -> TimeoutScope:
+def move_on_after(seconds: float | None) -> TimeoutScope:
     """``with move_on_after(s) as scope:`` cancel the block after ``s`` seconds and carry on after it.
 
     ``scope.cancelled_caught`` tells whether the deadline cut the block short; ``scope.deadline`` is the
-    absolute deadline on :func:`current_time`'s clock (``math.inf`` for no limit). ``ValueError`` for negative
-    or NaN seconds; 0 cancels at the next checkpoint. A body that catches and swallows the cancellation simply
+    absolute deadline on :func:`current_time`'s clock (``math.inf`` for no limit). ``None`` (or ``math.inf``)
+    means no deadline: still a scope, whose ``cancelled_caught`` stays False. ``ValueError`` for negative or NaN
+    seconds; 0 cancels at the next checkpoint. A body that catches and swallows the cancellation simply
     finishes (asyncio) or is cancelled again at its next checkpoint (trio): the native semantics.
     """
     return _scope(seconds, False, "move_on_after()")  # type: ignore[no-any-return]
 
 
-def fail_after(seconds: float) -> TimeoutScope:
+def fail_after(seconds: float | None) -> TimeoutScope:
     """``with fail_after(s):`` like :func:`move_on_after`, but raise builtin ``TimeoutError`` when the deadline hits.
 
     A cancellation that came from outside (``task.cancel()``, an enclosing scope or timeout) is never turned
     into ``TimeoutError``: it propagates as the backend's cancellation.
     """
     return _scope(seconds, True, "fail_after()")  # type: ignore[no-any-return]
+
+
+class _AsyncioShielded:
+    """``shielded()`` on asyncio (see the module docstring)."""
+
+    __slots__ = ("_task", "_epoch", "_deferred", "_anyio_scope")
+
+    def __enter__(self) -> _AsyncioShielded:
+        global _shield_epoch
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("compat.shielded() must be entered inside an asyncio task, not a loop callback")
+        _shield_epoch += 1
+        self._epoch = _shield_epoch
+        self._task = task
+        self._deferred: list[_AsyncioTimeoutScope] = []
+        shields = _active_shields.get(task)
+        if shields is None:
+            _active_shields[task] = [self]
+        else:
+            shields.append(self)
+        anyio = anyio_if_imported()
+        self._anyio_scope = anyio.CancelScope(shield=True) if anyio is not None else None
+        if self._anyio_scope is not None:
+            self._anyio_scope.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._anyio_scope is not None:
+                self._anyio_scope.__exit__(exc_type, exc, tb)
+        finally:
+            shields = _active_shields[self._task]
+            shields.remove(self)
+            if not shields:
+                del _active_shields[self._task]
+            if self._deferred:
+                loop = self._task.get_loop()
+                for scope in self._deferred:  # delivered at the next await (a body that ends first is not cut)
+                    scope._handle = loop.call_soon(scope._fire)
+                self._deferred = []
+
+
+def shielded() -> Any:
+    """``with shielded(): await cleanup()``: protect a block from the enclosing scopes' cancellation.
+
+    trio: ``trio.CancelScope(shield=True)``: nothing outside the block cancels it; a cancellation that arrives
+    meanwhile comes at the first checkpoint after it. asyncio: a compat timeout (``fail_after``/``move_on_after``)
+    whose deadline passes during the block waits until the block exits and then cancels at the next ``await``
+    (so its outcome, ``cancelled_caught`` or ``TimeoutError``, is unchanged); an enclosing anyio cancel scope is
+    held off too when anyio is imported. A plain ``task.cancel()``, ``asyncio.timeout`` or ``TaskGroup``
+    cancellation still reaches the block's next ``await`` on asyncio: when the work must finish whatever happens,
+    use :func:`shield` (``await shield(fn, *args)``), which runs it in its own task.
+    """
+    if is_trio():
+        return trio_module().CancelScope(shield=True)
+    return _AsyncioShielded()

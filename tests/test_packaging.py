@@ -62,6 +62,9 @@ def test_import_compat_under_asyncio_leaves_trio_and_anyio_unimported() -> None:
                 with compat.fail_after(1):
                     await compat.sleep(0)
             await compat.shield(compat.sleep, 0)
+            async with compat.Semaphore(1, max_value=1):
+                with compat.shielded(), compat.move_on_after(None):
+                    await compat.sleep(0)
             await compat.spawn_detached(compat.sleep(0)).wait()
             await compat.run_sync(int)
             async with compat.create_task_group() as tg:
@@ -89,9 +92,11 @@ def test_vendored_copy_works_unchanged(tmp_path: Path, runner: str) -> None:
         from otherpkg import _compat
 
         async def main():
-            lock = _compat.Lock()
-            async with lock:
+            lock, slots = _compat.Lock(), _compat.Semaphore(1, max_value=1)
+            async with lock, slots:
                 with _compat.move_on_after(0.001) as scope:
+                    with _compat.shielded():
+                        await _compat.sleep(0.002)
                     await _compat.sleep(1)
             print(_compat.current_backend(), scope.cancelled_caught, "compat" in sys.modules)
 
