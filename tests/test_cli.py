@@ -7,6 +7,7 @@ projects folders, and a SQLite store file (or ``memory://``). A few sync tests c
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 
 from session_store import cli
@@ -127,14 +129,8 @@ class Cli:
         return [sys.executable, "-m", "session_store", *(["--store", self.store] if store else []), *args]
 
     def __call__(self, *args: str, store: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.command(*args, store=store),
-            env=self.env,
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=SUBPROCESS_TIMEOUT_SECONDS,
-            check=False,
+        return processes.run(
+            self.command(*args, store=store), env=self.env, cwd=self.cwd, text=True, timeout=SUBPROCESS_TIMEOUT_SECONDS
         )
 
     def ok(self, *args: str, store: bool = True) -> str:
@@ -145,8 +141,9 @@ class Cli:
     def json(self, *args: str) -> Any:
         return json.loads(self.ok("--json", *args))
 
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+    def started(self, *args: str) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
+        """The command running in the background (default signal handling); killed when the block ends."""
+        return processes.started(
             self.command(*args), env=self.env, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
@@ -307,15 +304,13 @@ def test_import_draws_a_progress_bar_when_stderr_is_a_terminal(run: Cli, claude_
         claude_home.session(f"Session {number}")
     leader, follower = pty.openpty()
     try:
-        result = subprocess.run(
+        result = processes.run(
             run.command("import"),
             env=run.env,
             cwd=run.cwd,
-            stdout=subprocess.PIPE,
             stderr=follower,
             text=True,
             timeout=SUBPROCESS_TIMEOUT_SECONDS,
-            check=False,
         )
     finally:
         os.close(follower)
@@ -603,8 +598,7 @@ def _wait_until_following(process: subprocess.Popen[str]) -> None:
 def test_mirror_follows_lines_appended_while_it_runs(run: Cli, claude_home: ClaudeHome, library: str) -> None:
     session = claude_home.session("Before the mirror started")
     path = claude_home.project_dir / f"{session.session_id}.jsonl"
-    process = run.popen("--backend", library, "--json", "mirror", "--duration", "3", "--interval", "0.05")
-    try:
+    with run.started("--backend", library, "--json", "mirror", "--duration", "3", "--interval", "0.05") as process:
         _wait_until_following(process)
         session.user("Typed while mirroring")
         with path.open("a", encoding="utf-8") as handle:
@@ -613,8 +607,6 @@ def test_mirror_follows_lines_appended_while_it_runs(run: Cli, claude_home: Clau
             handle.flush()
             handle.write(line[20:] + "\n")
         out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert json.loads(out)["entries"] == 1
     stored = run.json("show", session.session_id)["messages"]
@@ -626,16 +618,38 @@ def test_mirror_stops_on_ctrl_c_with_status_130_and_no_traceback(
     run: Cli, claude_home: ClaudeHome, library: str
 ) -> None:
     claude_home.session("Interrupt me")
-    process = run.popen("--backend", library, "mirror", "--interval", "0.05")
-    try:
+    with run.started("--backend", library, "mirror", "--interval", "0.05") as process:
         _wait_until_following(process)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
-    finally:
-        process.kill()
     assert process.returncode == 130
     assert "Traceback" not in err
     assert "interrupted" in err
+
+
+def test_mirror_started_with_sigint_ignored_keeps_ignoring_it_as_posix_tools_do(
+    run: Cli, claude_home: ClaudeHome
+) -> None:
+    """A background job of a script is started with SIGINT ignored on purpose; mirror does not override that."""
+    claude_home.session("Not interrupted")
+    ignore_then_exec = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        ignore_then_exec,
+        *run.command("mirror", "--duration", "1.5", "--interval", "0.05"),
+    ]
+    with processes.started(
+        command, env=run.env, cwd=run.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        _wait_until_following(process)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    assert process.returncode == 0, err  # ran its --duration out instead of stopping with 130
+    assert "interrupted" not in err
+    assert "mirrored 0 entries" in out
 
 
 # --- demo ---------------------------------------------------------------------------------------------------
@@ -665,11 +679,9 @@ def test_demo_text_narrates_each_step(run: Cli) -> None:
 
 
 def test_shipped_samples_match_the_generator() -> None:
-    result = subprocess.run(
+    result = processes.run(
         [sys.executable, str(REPO / "scripts" / "make_samples.py"), "--check"],
-        capture_output=True,
         text=True,
-        check=False,
         timeout=SUBPROCESS_TIMEOUT_SECONDS,
     )
 

@@ -9,10 +9,10 @@ circle would surface as a partially initialised module).
 from __future__ import annotations
 
 import ast
-import subprocess
 import sys
 from pathlib import Path
 
+import processes
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,12 +117,8 @@ def test_the_library_never_imports_the_command_line() -> None:
 
 @pytest.mark.parametrize("module", cli_modules())
 def test_each_cli_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=IMPORT_TIMEOUT_SECONDS,
+    result = processes.run(
+        [sys.executable, "-c", f"import {module}"], cwd=REPO, text=True, timeout=IMPORT_TIMEOUT_SECONDS
     )
     assert result.returncode == 0, result.stderr
 
@@ -137,12 +133,8 @@ def test_the_entry_points_still_lead_to_main() -> None:
         script = tomllib.load(file)["project"]["scripts"]["session-store"]
     assert script == "session_store.cli:main"
     assert callable(cli.main)
-    result = subprocess.run(
-        [sys.executable, "-m", "session_store", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=IMPORT_TIMEOUT_SECONDS,
+    result = processes.run(
+        [sys.executable, "-m", "session_store", "--help"], cwd=REPO, text=True, timeout=IMPORT_TIMEOUT_SECONDS
     )
     assert result.returncode == 0, result.stderr
     assert "usage: session-store" in result.stdout

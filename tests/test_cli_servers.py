@@ -21,6 +21,7 @@ line and exit status 1, on both backends at once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import processes
 import pytest
 from servers import free_port
 from test_cli import ClaudeHome, Cli, error_line
@@ -324,21 +326,24 @@ class Finished:
 def run_all_until(commands: dict[str, list[str]], env: dict[str, str], cwd: Path, limit: float) -> list[Finished]:
     """Start every command at once; wait until ``limit`` seconds; kill what is still running."""
     started = time.monotonic()
-    processes = {
-        name: subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for name, command in commands.items()
-    }
     finished = []
-    for name, process in processes.items():
-        timed_out = False
-        try:
-            out, err = process.communicate(timeout=max(0.0, started + limit - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            process.kill()
-            out, err = process.communicate()
-        result = subprocess.CompletedProcess(commands[name], process.returncode, out, err)
-        finished.append(Finished(name, time.monotonic() - started, result, timed_out))
+    with contextlib.ExitStack() as stack:
+        running = {
+            name: stack.enter_context(
+                processes.started(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
+            for name, command in commands.items()
+        }
+        for name, process in running.items():
+            timed_out = False
+            try:
+                out, err = process.communicate(timeout=max(0.0, started + limit - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                processes.kill_group(process)
+                out, err = process.communicate()
+            result = subprocess.CompletedProcess(commands[name], process.returncode, out, err)
+            finished.append(Finished(name, time.monotonic() - started, result, timed_out))
     return finished
 
 
