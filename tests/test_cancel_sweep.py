@@ -132,8 +132,12 @@ class BatcherCase:
             stored = await self.inner.load({"project_key": "proj", "session_id": session})
             assert stored == entries, f"{session}: {[e['uuid'] for e in stored or []]}"
         assert self.reports.messages == []
-        if isinstance(self.inner, SQLiteSessionStore):
-            await self.inner.close()
+        await close_if_sqlite(self.inner)
+
+
+async def close_if_sqlite(store: SessionStore) -> None:
+    if isinstance(store, SQLiteSessionStore):
+        await store.close()
 
 
 def batched(store: SessionStore, on_error: Any) -> TranscriptMirrorBatcher:
@@ -205,6 +209,34 @@ def eager_case(make_store: Callable[[Path], SessionStore]) -> CaseBuilder:
     return builder
 
 
+def given_up_case(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaitable[Case]]:
+    """``flush()`` whose first batch fails every attempt, so it is reported through ``on_error`` (itself a
+    checkpoint); cancelled during the retries instead, the batch is given back and lands at close."""
+
+    async def make() -> Case:
+        case = BatcherCase(checkpoints, FlakyMemoryStore(failures=3), batched)
+        for frame in FRAMES:
+            case.enqueue(*frame)
+
+        async def settle(outcome: Outcome) -> None:
+            case.enqueue(*LATE_FRAME)
+            await case.batcher.close()
+            expected = expected_by_session(case.given)
+            s1 = await case.inner.load({"project_key": "proj", "session_id": "s1"})
+            if case.reports.messages:  # given up: reported once (a cancelled on_error is not called again)
+                assert len(case.reports.messages) == 1 and "after 3 of 3 attempts" in case.reports.messages[0]
+                # given up by the flush (the late frame lands at close) or, cancelled before it sent, by close
+                assert s1 in (numbered(*LATE_FRAME[1]), None)
+            else:
+                assert s1 == expected["s1"]
+            assert await case.inner.load({"project_key": "proj", "session_id": "s2"}) == expected["s2"]
+            assert case.batcher.background_flushes == 0
+
+        return Case(case.batcher.flush, settle)
+
+    return make
+
+
 def close_case(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaitable[Case]]:
     """``close()`` with a background flush running (threshold 3 entries) and frames still pending."""
 
@@ -232,8 +264,7 @@ RESUME_ID = "11111111-2222-4333-8444-555555555555"
 OLDER_ID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
 
 
-async def seeded_resume_store() -> InMemorySessionStore:
-    store = InMemorySessionStore()
+async def seeded_resume_store(store: SessionStore) -> SessionStore:
     await seed(store, PROJECT_DIR, OLDER_ID, conversation("older", session_id=OLDER_ID))
     await seed(store, PROJECT_DIR, RESUME_ID, conversation("hello", "again", session_id=RESUME_ID))
     await seed(store, PROJECT_DIR, RESUME_ID, [agent_metadata(toolUseId="t1"), *conversation("sub")], SUBAGENT)
@@ -245,10 +276,12 @@ def temp_dirs() -> list[str]:
     return sorted(path.name for path in Path(tempfile.gettempdir()).iterdir())
 
 
-def resume_case(**options: Any) -> CaseBuilder:
+def resume_case(
+    make_store: Callable[[Path], SessionStore] = lambda _: InMemorySessionStore(), **options: Any
+) -> CaseBuilder:
     def builder(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaitable[Case]]:
         async def make() -> Case:
-            inner = await seeded_resume_store()
+            inner = await seeded_resume_store(make_store(tmp_path))
             store = CheckpointStore(inner, checkpoints)
             before = temp_dirs()
 
@@ -271,6 +304,7 @@ def resume_case(**options: Any) -> CaseBuilder:
                     assert (project / RESUME_ID / f"{SECOND_SUBAGENT}.jsonl").is_file()
                     await materialized.cleanup()
                 assert temp_dirs() == before, "a temp dir outlived the resume"
+                await close_if_sqlite(inner)
 
             return Case(operate, settle)
 
@@ -282,7 +316,16 @@ def resume_case(**options: Any) -> CaseBuilder:
 # --- import ----------------------------------------------------------------------------------------------------
 
 
-def import_case(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaitable[Case]]:
+def import_case(make_store: Callable[[Path], SessionStore]) -> CaseBuilder:
+    def builder(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaitable[Case]]:
+        return import_cases(checkpoints, tmp_path, make_store)
+
+    return builder
+
+
+def import_cases(
+    checkpoints: Checkpoints, tmp_path: Path, make_store: Callable[[Path], SessionStore]
+) -> Callable[[], Awaitable[Case]]:
     """A main transcript of 7 entries and one subagent with a sidecar, imported in batches of 3."""
     projects = tmp_path / "projects"
     session_id = RESUME_ID
@@ -294,7 +337,7 @@ def import_case(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaita
     (projects / project / session_id / "subagents" / "agent-a1.meta.json").write_text('{"toolUseId": "t9"}')
 
     async def make() -> Case:
-        inner = InMemorySessionStore()
+        inner = make_store(tmp_path)
         store = CheckpointStore(inner, checkpoints)
 
         async def operate() -> Any:
@@ -309,6 +352,7 @@ def import_case(checkpoints: Checkpoints, tmp_path: Path) -> Callable[[], Awaita
             markers = [entry for entry in stored_sub if entry["type"] == "agent_metadata"]
             # the marker has no uuid, so a retry after it landed appends it again; the last one wins, same value
             assert 1 <= len(markers) <= 2 and markers[-1] == {"type": "agent_metadata", "toolUseId": "t9"}
+            await close_if_sqlite(inner)
 
         return Case(operate, settle)
 
@@ -410,10 +454,11 @@ def mutation_case(name: str) -> CaseBuilder:
 OPERATIONS: dict[str, CaseBuilder] = {
     "batcher.flush": flush_case(memory_store),
     "batcher.eager": eager_case(memory_store),
+    "batcher.flush (batch given up)": given_up_case,
     "batcher.close": close_case,
     "resume (resume=id)": resume_case(resume=RESUME_ID),
     "resume (continue)": resume_case(continue_conversation=True),
-    "import": import_case,
+    "import": import_case(lambda _: InMemorySessionStore()),
     **{f"read: {name}": read_case(name) for name in READS},
     **{f"mutation: {name}": mutation_case(name) for name in ("rename", "tag", "delete", "fork")},
 }
@@ -421,6 +466,8 @@ OPERATIONS: dict[str, CaseBuilder] = {
 SQLITE_OPERATIONS: dict[str, CaseBuilder] = {
     "batcher.flush (SQLite)": flush_case(sqlite_store),
     "batcher.eager (SQLite)": eager_case(sqlite_store),
+    "resume (SQLite)": resume_case(sqlite_store, resume=RESUME_ID),
+    "import (SQLite)": import_case(sqlite_store),
 }
 
 
