@@ -12,8 +12,8 @@ implementation:
   parser of the Claude CLI's file format, used by fork title derivation and by the parity tests that pin the
   fold to it.
 - **Chains** (§8.1, §8.2): :func:`filter_transcript_entries`, :func:`build_conversation_chain`,
-  :func:`build_subagent_chain`, :func:`is_visible_message`, :func:`to_session_message` and
-  :func:`paginate`.
+  :func:`build_subagent_chain`, :func:`recover_parallel_tool_results`, :func:`is_visible_message`,
+  :func:`to_session_message` and :func:`paginate`.
 
 Paging (:func:`paginate`) skips ``offset`` items and then takes ``limit``; a ``limit`` of None or ``<= 0``
 means "all" and an ``offset <= 0`` skips nothing. The reference slices ``[offset:offset+limit]`` for
@@ -50,6 +50,7 @@ __all__ = [
     "mtime_from_jsonl_tail",
     "paginate",
     "parse_session_info_from_lite",
+    "recover_parallel_tool_results",
     "to_session_message",
 ]
 
@@ -272,19 +273,22 @@ def _is_main_chain(entry: TranscriptEntry) -> bool:
 
 
 def build_conversation_chain(entries: Sequence[TranscriptEntry]) -> list[TranscriptEntry]:
-    """The conversation of a main transcript, root to leaf (reference §8.1).
+    """The conversation of a main transcript, root to leaf (reference §8.1, delta 0.2.189 §2).
 
     ``entries`` are chain entries (see :func:`filter_transcript_entries`). Terminals are entries nobody names
     as ``parentUuid``; each is walked back to its nearest user/assistant entry, a leaf. The leaf chosen is the
     latest in file order among main-chain leaves (not sidechain, team or meta), else among all leaves; its
-    ``parentUuid`` chain is returned. ``logicalParentUuid`` (compact boundaries) is deliberately not followed.
-    Empty when no leaf exists (for example a stream of progress entries only).
+    ``parentUuid`` chain is walked, and then the tool calls and results of parallel tool turns that the walk
+    left out are put back (:func:`recover_parallel_tool_results`), as the SDK does since 0.2.170. The result is
+    therefore not a pure ancestor path: a recovered result need not follow its parent. ``logicalParentUuid``
+    (compact boundaries) is deliberately not followed. Empty when no leaf exists (for example a stream of
+    progress entries only).
     """
     by_uuid: dict[str, TranscriptEntry] = {}
     position: dict[str, int] = {}
     for index, entry in enumerate(entries):
-        by_uuid[entry["uuid"]] = entry
-        position[entry["uuid"]] = index
+        by_uuid[entry["uuid"]] = entry  # the last object of a duplicate uuid, at its first position
+        position[entry["uuid"]] = index  # the last position of a duplicate uuid
     referenced = {entry["parentUuid"] for entry in entries if entry.get("parentUuid")}
 
     leaves: list[TranscriptEntry] = []
@@ -304,20 +308,212 @@ def build_conversation_chain(entries: Sequence[TranscriptEntry]) -> list[Transcr
         return []
     candidates = [leaf for leaf in leaves if _is_main_chain(leaf)] or leaves
     leaf = max(candidates, key=lambda candidate: position[candidate["uuid"]])
-    return _walk_to_root(leaf, by_uuid)
+    chain = _walk_to_root(leaf, by_uuid)
+    return recover_parallel_tool_results(by_uuid, chain, {entry["uuid"] for entry in chain})
 
 
 def build_subagent_chain(entries: Sequence[TranscriptEntry]) -> list[TranscriptEntry]:
-    """The conversation of a subagent transcript, root to leaf (reference §8.2).
+    """The conversation of a subagent transcript, root to leaf (reference §8.2, SPEC §4 decision 9).
 
-    The leaf is the last user/assistant entry in list order. Only user and assistant entries of its
-    ``parentUuid`` chain are returned; unlike the main chain there is no sidechain, team or meta filtering.
+    The leaf is the last user/assistant entry in list order. Its ``parentUuid`` chain is walked, the parallel
+    tool calls and results the walk left out are put back exactly as on the main chain
+    (:func:`recover_parallel_tool_results`), and only user and assistant entries are returned; unlike the main
+    chain there is no sidechain, team or meta filtering.
+
+    **Differs from the SDK** (0.2.189): its subagent chain has no recovery, so a subagent that ran tools in
+    parallel loses every call and result off the walked branch (with two calls continued from result 0: the
+    prompt, call 0, result 0 and the answer). Here a subagent's parallel turn is returned whole, like the
+    main session's, because a subagent transcript is written by the same CLI code in the same shape
+    (SPEC §4 decision 9).
     """
     by_uuid = {entry["uuid"]: entry for entry in entries}
     leaf = next((entry for entry in reversed(entries) if entry.get("type") in ("user", "assistant")), None)
     if leaf is None:
         return []
-    return [entry for entry in _walk_to_root(leaf, by_uuid) if entry.get("type") in ("user", "assistant")]
+    walked = _walk_to_root(leaf, by_uuid)
+    chain = recover_parallel_tool_results(by_uuid, walked, {entry["uuid"] for entry in walked})
+    return [entry for entry in chain if entry.get("type") in ("user", "assistant")]
+
+
+# --- parallel tool turns (delta 0.2.189 §2) ----------------------------------------------------------
+
+
+def _assistant_message_id(entry: TranscriptEntry) -> str | None:
+    """The API response id (``message.id``) of an assistant entry; None for anything else or a non-str id."""
+    if entry.get("type") != "assistant":
+        return None
+    message = entry.get("message")
+    if not isinstance(message, dict):
+        return None
+    message_id = message.get("id")
+    return message_id if isinstance(message_id, str) and message_id else None
+
+
+def _content_block_ids(entry: TranscriptEntry, block_type: str, id_field: str) -> list[str]:
+    """The str ``id_field`` of every ``block_type`` dict block of ``message.content`` (a list), in order."""
+    message = entry.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return []
+    return [
+        block[id_field]
+        for block in content
+        if isinstance(block, dict) and block.get("type") == block_type and isinstance(block.get(id_field), str)
+    ]
+
+
+def _is_tool_result_entry(entry: TranscriptEntry) -> bool:
+    """A user entry with a non-empty str ``parentUuid`` and at least one ``tool_result`` block in list content."""
+    if entry.get("type") != "user":
+        return False
+    parent = entry.get("parentUuid")
+    message = entry.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return (
+        isinstance(parent, str)
+        and bool(parent)
+        and isinstance(content, list)
+        and any(isinstance(block, dict) and block.get("type") == "tool_result" for block in content)
+    )
+
+
+def _same_writer(a: TranscriptEntry, b: TranscriptEntry) -> bool:
+    """Both written by the main session, or both by the same agent: ``isSidechain`` (truthiness) and ``agentId``."""
+    return bool(a.get("isSidechain")) == bool(b.get("isSidechain")) and a.get("agentId") == b.get("agentId")
+
+
+def _timestamp_key(entry: TranscriptEntry) -> str:
+    """The raw ``timestamp`` string (not parsed), ``""`` when it is missing or not a str, so those sort first."""
+    timestamp = entry.get("timestamp")
+    return timestamp if isinstance(timestamp, str) else ""
+
+
+def recover_parallel_tool_results(
+    by_uuid: dict[str, TranscriptEntry], chain: list[TranscriptEntry], seen: set[str]
+) -> list[TranscriptEntry]:
+    """``chain`` with the tool calls and results of its parallel tool turns put back (delta 0.2.189 §2.4).
+
+    The CLI writes one assistant entry per content block, so N parallel ``tool_use`` blocks are N assistant
+    entries sharing one ``message.id`` (a *response*), chained one after another, and each ``tool_result``
+    hangs off its own call's entry: the transcript forks, and a ``parentUuid`` walk keeps one branch only.
+    For every response on ``chain`` (in the order its first entry appears there) this puts back, right after
+    the response's last entry on the chain (its *anchor*):
+
+    - its *siblings*: the entries of the response (any assistant entry with that ``message.id``, from the whole
+      index) that are not in ``seen``, sorted by timestamp string, ties in index order;
+    - then its *results*, sorted by timestamp string: every result entry not in ``seen`` whose ``parentUuid``
+      is one of the response's entries (even a second result for a call already answered on the chain), in
+      index order under each entry in turn; then the *strays*, results found only through their
+      ``sourceToolAssistantUUID`` or a ``tool_use_id`` of one of the response's calls (either link only when
+      the linked entry has the same writer, i.e. ``isSidechain`` and ``agentId``), in file order, each taken
+      only when it answers a call of this response that is not answered yet (on the original chain, by this
+      response's results or by a stray taken before it); a ``tool_use`` id that two responses claim places no
+      stray.
+
+    Timestamps compare as raw strings; a missing or non-str one sorts first. Recovered uuids are added to
+    ``seen`` (it is mutated), so no later response takes them again. Chain entries never move. Returns the
+    same ``chain`` object when nothing is put back, else a new list. ``by_uuid`` maps uuid to entry in the order
+    each uuid first appeared; ``seen`` holds the uuids on ``chain``. Malformed entries (no ``message``, a
+    non-str id, odd content blocks) are ignored, never an error.
+    """
+    chain_assistants = [entry for entry in chain if entry.get("type") == "assistant"]
+    anchors: dict[str, TranscriptEntry] = {}
+    for entry in chain_assistants:
+        message_id = _assistant_message_id(entry)
+        if message_id is not None:
+            anchors[message_id] = entry  # the last on-chain entry of each response
+    if not anchors:
+        return chain
+
+    members: dict[str, list[TranscriptEntry]] = {}
+    owners: dict[str, TranscriptEntry | None] = {}  # tool_use id -> the entry making the call; None: ambiguous
+    results: list[TranscriptEntry] = []
+    for entry in by_uuid.values():
+        message_id = _assistant_message_id(entry)
+        if message_id is None:
+            if _is_tool_result_entry(entry):
+                results.append(entry)
+            continue
+        members.setdefault(message_id, []).append(entry)
+        for tool_use_id in _content_block_ids(entry, "tool_use", "id"):
+            if tool_use_id not in owners:
+                owners[tool_use_id] = entry
+            else:
+                owner = owners[tool_use_id]
+                same_response = owner is not None and _assistant_message_id(owner) == message_id
+                owners[tool_use_id] = entry if same_response else None  # ambiguous stays ambiguous
+
+    results_under: dict[str, list[TranscriptEntry]] = {}
+    for result in results:
+        results_under.setdefault(result["parentUuid"], []).append(result)
+        source_uuid = result.get("sourceToolAssistantUUID")
+        source = by_uuid.get(source_uuid) if isinstance(source_uuid, str) else None
+        if source is not None and _same_writer(source, result):
+            results_under.setdefault(source["uuid"], []).append(result)
+        for tool_use_id in _content_block_ids(result, "tool_result", "tool_use_id"):
+            owner = owners.get(tool_use_id)
+            if owner is not None and _same_writer(owner, result):
+                results_under.setdefault(owner["uuid"], []).append(result)
+
+    answered_on_chain: set[str] | None = None
+    file_position: dict[str, int] | None = None
+    blocks: dict[str, list[TranscriptEntry]] = {}  # anchor uuid -> what goes right after it
+    handled: set[str] = set()
+    for chain_entry in chain_assistants:
+        message_id = _assistant_message_id(chain_entry)
+        if message_id is None or message_id in handled:
+            continue
+        handled.add(message_id)
+        group = members.get(message_id) or [chain_entry]
+        member_uuids = {member["uuid"] for member in group}
+        siblings = [member for member in group if member["uuid"] not in seen]
+        orphaned: list[TranscriptEntry] = []
+        strays: list[TranscriptEntry] = []
+        collected: set[str] = set()
+        for member in group:
+            for result in results_under.get(member["uuid"], ()):
+                if result["uuid"] in seen or result["uuid"] in collected:
+                    continue
+                collected.add(result["uuid"])
+                (orphaned if result["parentUuid"] in member_uuids else strays).append(result)
+        accepted: list[TranscriptEntry] = []
+        if strays:
+            if answered_on_chain is None or file_position is None:
+                answered_on_chain = {
+                    tool_use_id
+                    for entry in chain
+                    for tool_use_id in _content_block_ids(entry, "tool_result", "tool_use_id")
+                }
+                file_position = {uuid: index for index, uuid in enumerate(by_uuid)}
+            answered = answered_on_chain | {
+                tool_use_id
+                for result in orphaned
+                for tool_use_id in _content_block_ids(result, "tool_result", "tool_use_id")
+            }
+            positions = file_position
+            for stray in sorted(strays, key=lambda result: positions[result["uuid"]]):
+                answers = _content_block_ids(stray, "tool_result", "tool_use_id")
+                if any(
+                    tool_use_id not in answered
+                    and (owner := owners.get(tool_use_id)) is not None
+                    and owner["uuid"] in member_uuids
+                    for tool_use_id in answers
+                ):
+                    answered.update(answers)
+                    accepted.append(stray)
+        if not siblings and not orphaned and not accepted:
+            continue
+        block = sorted(siblings, key=_timestamp_key) + sorted(orphaned + accepted, key=_timestamp_key)
+        seen.update(entry["uuid"] for entry in block)
+        blocks[anchors[message_id]["uuid"]] = block
+
+    if not blocks:
+        return chain
+    rebuilt: list[TranscriptEntry] = []
+    for entry in chain:
+        rebuilt.append(entry)
+        rebuilt.extend(blocks.get(entry["uuid"], ()))
+    return rebuilt
 
 
 def is_visible_message(entry: TranscriptEntry) -> bool:
