@@ -3,12 +3,12 @@
 :func:`main` is the entry point of ``session-store`` and ``python -m session_store``. Errors print one line,
 ``session-store: error: ...``, on stderr and exit 1 (2 for a usage error, 130 on Ctrl-C); never a traceback.
 
-Signals: Ctrl-C (SIGINT) stops any command, ``mirror`` included, after the batch in flight is stored. A process
-started with SIGINT *ignored* keeps it ignored, as POSIX tools do: a non-interactive shell starts its
-background jobs (``session-store mirror &``) that way on purpose, so a Ctrl-C meant for the foreground
-does not stop them. To stop such a ``mirror`` cleanly, start it with SIGINT restored (``(trap - INT; exec
-session-store mirror) &`` or ``set -m`` in the script, ``SIG_DFL`` in the child from Python) and send it SIGINT; SIGTERM ends the process at
-once, so the batch in flight is not stored (``mirror`` without ``--from-start`` would not copy it later).
+Signals: Ctrl-C (SIGINT) stops any command, ``mirror`` included (exit status 130). A process started with
+SIGINT *ignored* keeps it ignored, as POSIX tools do: a non-interactive shell starts its background jobs
+(``session-store mirror &``) that way on purpose, so that a Ctrl-C meant for the foreground does not stop them.
+To stop such a ``mirror`` by SIGINT, start it with SIGINT restored (``(trap - INT; exec session-store mirror) &``
+or ``set -m`` in the script; ``SIG_DFL`` in the child from Python). SIGTERM ends the process at once: the batch
+in flight is not stored, and a later ``mirror`` without ``--from-start`` does not copy it.
 """
 
 from __future__ import annotations
