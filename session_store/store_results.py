@@ -9,7 +9,7 @@ the library that reads from a store passes the result through :func:`checked_sto
 =========================  ==================================================================================
 method                     must return
 =========================  ==================================================================================
-``load``                   ``None`` or a ``list`` (of entries; their contents are checked where they are used)
+``load``                   ``None`` or a ``list`` of dicts (entries; their fields are read with care where used)
 ``list_sessions``          a ``list`` of dicts with a str ``session_id`` and a number ``mtime``
 ``list_session_summaries`` a ``list`` of dicts with a str ``session_id``, a number ``mtime`` and a dict ``data``
 ``list_subkeys``           a ``list`` of str
@@ -33,8 +33,10 @@ _ROW_FIELDS: dict[str, tuple[tuple[str, tuple[type, ...], str], ...]] = {
     ),
 }
 
+_ITEM_TYPES: dict[str, type] = {"load": dict, "list_subkeys": str}
+
 _EXPECTED = {
-    "load": "a list of entries or None",
+    "load": "a list of entries (dicts) or None",
     "list_sessions": "a list of {'session_id': str, 'mtime': int} rows",
     "list_session_summaries": "a list of {'session_id': str, 'mtime': int, 'data': dict} summaries",
     "list_subkeys": "a list of subpath strings",
@@ -55,15 +57,14 @@ def _type_name(value: object) -> str:
 def checked_store_result(method: str, value: Any) -> Any:
     """``value`` unchanged if it has the shape ``method`` must return (see the module docstring), else
     ``TypeError`` naming the method, the type received and the type expected."""
-    if method == "load":
-        if value is None or isinstance(value, list):
-            return value
-        raise _wrong(method, _type_name(value))
+    if value is None and method == "load":
+        return value
     if not isinstance(value, list):
         raise _wrong(method, _type_name(value))
-    if method == "list_subkeys":
+    if method in _ITEM_TYPES:
+        wanted = _ITEM_TYPES[method]
         for index, item in enumerate(value):
-            if not isinstance(item, str):
+            if not isinstance(item, wanted):
                 raise _wrong(method, f"a list whose item {index} is {_type_name(item)} {item!r:.80}")
         return value
     fields = _ROW_FIELDS[method]
