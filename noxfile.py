@@ -101,3 +101,58 @@ def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (native vs compat vs anyio; ours vs the SDK), printed as ratio tables."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "benchmarks", *(session.posargs or ["all"]))
+
+
+DOWNSTREAM_SDK_VERSION = "0.2.189"
+DOWNSTREAM_SDK_TESTS = [  # reference §16 (the delta: 0.2.189 adds no session-store test file)
+    "tests/test_session_store_anyio.py",
+    "tests/test_transcript_mirror.py",
+    "tests/test_session_resume.py",
+    "tests/test_sessions.py",
+    "tests/test_session_helpers_store.py",
+    "tests/test_session_store_conformance.py",
+    "tests/test_task_compat.py",
+    "tests/test_session_mutations.py",
+    "tests/test_session_import.py",
+    "tests/test_session_summary.py",
+]
+
+
+@nox.session(python="3.11")
+def downstream_sdk(session: nox.Session) -> None:
+    """The Claude Agent SDK's own session-store tests, run on ``session_store.sdk`` (not a default session).
+
+    Downloads the SDK's sdist (pinned) from the package index into a fresh folder in the system temp dir, never
+    into the repository, installs the SDK's runtime dependencies (not the SDK: its own ``src`` is on the path
+    through its pytest config), and runs the test files with ``downstream/sdk/plugin.py``, which maps the SDK's
+    session-store modules to ``session_store.sdk`` and applies ``downstream/sdk/expected_failures.toml``.
+    The SDK's conftest runs every async test on asyncio and trio. Extra arguments go to pytest.
+    """
+    import shutil
+    import tarfile
+    import tempfile
+    import tomllib
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent
+    work = Path(tempfile.gettempdir()) / f"session-store-downstream-sdk-{DOWNSTREAM_SDK_VERSION}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    session.install("pip")
+    session.run(
+        "python", "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+        f"claude-agent-sdk=={DOWNSTREAM_SDK_VERSION}", "--dest", str(work),
+    )  # fmt: skip
+    (sdist,) = work.glob("claude_agent_sdk-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(work, filter="data")
+    sdk = work / f"claude_agent_sdk-{DOWNSTREAM_SDK_VERSION}"
+    with (sdk / "pyproject.toml").open("rb") as file:
+        sdk_dependencies = tomllib.load(file)["project"]["dependencies"]
+    session.install(".[trio]", "pytest>=8", "anyio[trio]>=4", *sdk_dependencies)
+    session.chdir(sdk)
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "-p", "downstream.sdk.plugin",
+        *DOWNSTREAM_SDK_TESTS, *session.posargs,
+        env={"PYTHONPATH": str(repo)},
+    )  # fmt: skip

@@ -152,17 +152,19 @@ OPTIONAL_STORE_METHODS = frozenset({"list_sessions", "list_session_summaries", "
 def store_implements(store: object, method: str) -> bool:
     """Whether ``store`` really provides ``method`` (reference §2.1).
 
-    False when the store has no such attribute, or when its class inherits the ``SessionStore`` default
-    unchanged. True for an override (even one that raises ``NotImplementedError``), for a duck-typed class
-    that defines the method, and for an instance attribute. For a name that is not a ``SessionStore`` method,
-    True when the attribute exists.
+    False when the store has no such attribute, or when its class inherits the method unchanged from a
+    ``typing.Protocol`` class body: this project's ``SessionStore`` or any other declaration of the protocol,
+    such as the SDK's own ``claude_agent_sdk.types.SessionStore`` (so a store written against the SDK's types
+    is probed the same way). True for an override (even one that raises ``NotImplementedError``), for a
+    duck-typed class that defines the method, and for an instance attribute. For a name that is not a
+    ``SessionStore`` method, True when the attribute exists.
     """
     if getattr(store, method, None) is None:
         return False
-    protocol_default = getattr(SessionStore, method, None)
-    if protocol_default is None:
-        return True
-    return getattr(type(store), method, None) is not protocol_default
+    for klass in type(store).__mro__:
+        if method in vars(klass):
+            return not vars(klass).get("_is_protocol", False)
+    return True  # only an instance attribute provides it
 
 
 @dataclass

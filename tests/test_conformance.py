@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import pytest
@@ -335,3 +336,132 @@ async def test_a_store_that_loses_concurrent_appends_to_different_sessions_is_ca
             await super().append(pending_key, pending_entries)
 
     assert "concurrent_appends_to_different_sessions" in await failed_contracts(SharedBuffer)
+
+
+# -- profiles: "sdk" runs exactly the SDK harness's contracts, "strict" (the default) adds this project's --
+
+
+class SdkSemanticsStore(SessionStore):
+    """A store with the SDK's own in-memory semantics (reference §4.1-§4.2, §19.1-§19.2), which the SDK's
+    harness accepts: no dedupe, ``subpath == ""`` writes the main key (without folding the summary),
+    ``append(key, [])`` creates the key, composite string keys, a strictly increasing millisecond clock."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[SessionStoreEntry]] = {}
+        self._mtimes: dict[str, int] = {}
+        self._summaries: dict[tuple[str, str], SessionSummaryEntry] = {}
+        self._last_mtime = 0
+
+    @staticmethod
+    def _name(key: SessionKey | SessionListSubkeysKey) -> str:
+        subpath = key.get("subpath")
+        base = f"{key['project_key']}/{key['session_id']}"
+        return f"{base}/{subpath}" if subpath else base
+
+    def _now(self) -> int:
+        self._last_mtime = max(int(time.time() * 1000), self._last_mtime + 1)
+        return self._last_mtime
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        name = self._name(key)
+        self._entries.setdefault(name, []).extend(entries)
+        mtime = self._now()
+        if key.get("subpath") is None:
+            pair = (key["project_key"], key["session_id"])
+            folded = fold_session_summary(self._summaries.get(pair), key, entries)
+            self._summaries[pair] = {**folded, "mtime": mtime}
+        self._mtimes[name] = mtime
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        stored = self._entries.get(self._name(key))
+        return None if stored is None else list(stored)
+
+    async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        prefix = f"{project_key}/"
+        return [
+            {"session_id": name[len(prefix) :], "mtime": self._mtimes.get(name, 0)}
+            for name in self._entries
+            if name.startswith(prefix) and "/" not in name[len(prefix) :]
+        ]
+
+    async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        return [summary for (project, _), summary in self._summaries.items() if project == project_key]
+
+    async def delete(self, key: SessionKey) -> None:
+        name = self._name(key)
+        self._entries.pop(name, None)
+        self._mtimes.pop(name, None)
+        if key.get("subpath") is None:
+            self._summaries.pop((key["project_key"], key["session_id"]), None)
+            for sub in [other for other in self._entries if other.startswith(f"{name}/")]:
+                del self._entries[sub]
+                self._mtimes.pop(sub, None)
+
+    async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
+        prefix = f"{self._name(key)}/"
+        return [name[len(prefix) :] for name in self._entries if name.startswith(prefix)]
+
+
+async def test_a_store_with_the_sdk_semantics_passes_the_sdk_profile() -> None:
+    assert await failed_contracts(SdkSemanticsStore, profile="sdk") == set()
+
+
+async def test_the_strict_profile_fails_a_store_with_the_sdk_semantics_on_this_projects_contracts() -> None:
+    assert await failed_contracts(SdkSemanticsStore) == {
+        "append_is_idempotent_by_uuid",
+        "empty_subpath_is_rejected",
+        "empty_append_creates_nothing",
+    }
+    assert await failed_contracts(SdkSemanticsStore, profile="strict", expect_dedupe=False) == {
+        "empty_subpath_is_rejected",
+        "empty_append_creates_nothing",
+    }
+
+
+async def test_the_sdk_profile_accepts_the_sdk_tests_minimal_store_with_optionals_skipped() -> None:
+    class SdkTestsMinimalStore:
+        """Append and load only, no dedupe, ``subpath or ""`` in a string key, as the SDK's harness test has."""
+
+        def __init__(self) -> None:
+            self._data: dict[str, list[SessionStoreEntry]] = {}
+
+        async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+            self._data.setdefault(f"{key['project_key']}/{key['session_id']}/{key.get('subpath') or ''}", []).extend(
+                entries
+            )
+
+        async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+            return self._data.get(f"{key['project_key']}/{key['session_id']}/{key.get('subpath') or ''}")
+
+    skip = frozenset({"list_sessions", "delete", "list_subkeys"})
+    assert await failed_contracts(SdkTestsMinimalStore, skip_optional=skip, profile="sdk") == set()
+    assert "empty_subpath_is_rejected" in await failed_contracts(SdkTestsMinimalStore, skip_optional=skip)
+
+
+async def test_the_sdk_profile_runs_exactly_the_reference_contracts() -> None:
+    made: list[InMemorySessionStore] = []
+
+    def make() -> InMemorySessionStore:
+        made.append(InMemorySessionStore())
+        return made[-1]
+
+    assert await failed_contracts(make, profile="sdk") == set()
+    assert len(made) == 1 + REFERENCE_CONTRACTS  # the probe, then one store per SDK contract
+    assert sum(contract.in_sdk_harness for contract in CONFORMANCE_CONTRACTS) == REFERENCE_CONTRACTS
+
+
+async def test_the_sdk_profile_still_fails_a_store_that_breaks_an_sdk_contract() -> None:
+    class ForgetsOrder(SdkSemanticsStore):
+        async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+            loaded = await super().load(key)
+            return None if loaded is None else loaded[::-1]
+
+    assert {"append_then_load_round_trips", "appends_keep_call_order"} <= await failed_contracts(
+        ForgetsOrder, profile="sdk"
+    )
+
+
+@pytest.mark.parametrize("profile", ["SDK", "lenient", ""])
+async def test_an_unknown_profile_is_a_value_error_naming_it_and_the_choices(profile: str) -> None:
+    with pytest.raises(ValueError, match=rf"profile must be one of 'strict', 'sdk', got {profile!r}"):
+        await run_session_store_conformance(InMemorySessionStore, profile=profile)  # type: ignore[arg-type]  # the error is the point
