@@ -299,8 +299,10 @@ async def get_session_messages_from_store(
 ) -> list[SessionMessage]:
     """The visible user/assistant messages of a session's conversation chain, root first, paged (§8.1).
 
-    ``[]`` when the id is not a UUID or the session is missing. Metadata entries (titles, tags) never appear;
-    both parent ids are None.
+    A turn that ran tools in parallel is returned whole, every ``tool_use`` and every ``tool_result``, in the
+    order :func:`session_store.transcript.recover_parallel_tool_results` gives (as the SDK since 0.2.170);
+    paging counts those messages too. ``[]`` when the id is not a UUID or the session is missing. Metadata
+    entries (titles, tags) never appear; both parent ids are None.
     """
     if not validate_uuid(session_id):
         return []
@@ -361,6 +363,11 @@ async def get_subagent_messages_from_store(
     offset: int = 0,
 ) -> list[SessionMessage]:
     """The user/assistant messages of one subagent transcript, root first, paged (§8.2, §9.8).
+
+    A parallel tool turn is returned whole, as for the main session (SPEC §4 decision 9). **Differs from the
+    SDK** (0.2.189), whose subagent reader still follows one branch of the turn and drops the other calls and
+    results: a subagent transcript forks exactly as the main one does (see
+    :func:`session_store.transcript.build_subagent_chain`).
 
     Every message carries the ``toolUseId`` / ``parentAgentId`` of the transcript's last ``agent_metadata``
     entry (string values only) as ``parent_tool_use_id`` / ``parent_agent_id``. ``[]`` when the session id is

@@ -111,6 +111,10 @@ class SessionStore(Protocol):
     """A backend that keeps session transcripts (reference §1.7). Not runtime-checkable: probe with
     :func:`store_implements`.
 
+    The Claude CLI still writes its transcripts to local disk under ``CLAUDE_CONFIG_DIR``; a store gets a
+    second copy of every line (mirrored by :mod:`session_store.batcher`, or imported), and a resume writes the
+    stored copy back to a temp config dir first.
+
     Within one process a store persists appends in call order. Every method is ``async`` and must work under
     asyncio and trio (use ``compat`` for any concurrency).
     """
@@ -125,7 +129,21 @@ class SessionStore(Protocol):
         ...
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
-        """A fresh copy of the key's entries, deep-equal to what was appended; ``None`` if never written."""
+        """A fresh copy of the key's entries, deep-equal to what was appended; ``None`` if never written.
+
+        Called (not only before the CLI starts):
+
+        - by :func:`~session_store.resume.materialize_resume_session`: once for an explicit ``resume`` id; for
+          ``continue_conversation``, once per candidate, newest first, until a non-sidechain session loads; then
+          once per subpath when ``list_subkeys`` is implemented;
+        - by the readers ``get_session_messages_from_store``, ``get_subagent_messages_from_store`` and
+          ``get_session_info_from_store``, and by ``fork_session_via_store``;
+        - by ``list_sessions_from_store``: once per session when ``list_session_summaries`` is not implemented,
+          and for the sessions of a page whose summary is missing or stale when it is.
+
+        (The SDK's docstring since 0.2.160 gives this list without the info reader and the stale-summary loads,
+        which its code makes too.)
+        """
         ...
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
@@ -212,6 +230,10 @@ class ForkSessionResult:
 @dataclass
 class MirrorError:
     """What ``on_error`` reports when a mirror append is given up (reference §1.10 ``MirrorErrorMessage``).
+
+    Reported once a batch has been dropped: after its retries ran out, or after one attempt timed out (a
+    timed-out ``append`` may still land in the store). A dropped batch is never sent again later, so the store's
+    copy lacks it unless that timed-out append landed.
 
     ``key`` is the transcript that could not be written, or None when the frame could not be mapped to a key
     (SPEC §4 decision 5). ``error`` always says what failed (SPEC §4 decision 4: never empty).
