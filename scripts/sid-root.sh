@@ -60,8 +60,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-mounts_under() {  # the mount points at or below $1 (from /proc/mounts), one a line
-    awk -v dir="$1" '$2 == dir || index($2, dir "/") == 1 { print $2 }' /proc/mounts
+mounts_under() {  # the mount points strictly inside $1 (from /proc/mounts), one a line
+    awk -v dir="$1" 'index($2, dir "/") == 1 { print $2 }' /proc/mounts
+}
+
+unmount_stale() {  # mounts left under $1 by a run that was killed (SIGKILL: no trap); we hold the lock
+    local dir=$1 point
+    for point in $(mounts_under "$dir" | sort -r); do
+        say "unmounting $point, left behind by an earlier run"
+        umount "$point" 2>/dev/null || umount --lazy "$point" || die "cannot unmount $point; unmount it by hand"
+    done
 }
 
 remove_root() {  # rm -rf $1, refused while something is mounted inside it
@@ -118,7 +126,10 @@ build() {
         DEBIAN_FRONTEND=noninteractive apt-get -qq install -y debootstrap >/dev/null
     fi
     mirror=${SESSION_STORE_SID_MIRROR:-$(host_mirror)}
-    [ -e "$ROOT" ] && say "$ROOT is not healthy (or from another recipe); rebuilding it"
+    if [ -e "$ROOT" ]; then
+        say "$ROOT is not healthy (or from another recipe); rebuilding it"
+        [ -z "$(mounts_under "$ROOT")" ] || die "$ROOT still has mounts inside it; not replacing it. Unmount them first: umount $(echo $(mounts_under "$ROOT"))"
+    fi
     remove_root "$new"
     mkdir -p "$(dirname "$ROOT")"
     say "debootstrap sid from $mirror into $new"
@@ -166,6 +177,8 @@ command=${1:-}
 mkdir -p "$(dirname "$ROOT")"
 exec 9>"$ROOT.lock"
 flock 9
+unmount_stale "$ROOT"
+unmount_stale "$ROOT.building"
 case "$command" in
     build) build ;;
     check) healthy "$ROOT" ;;
