@@ -16,7 +16,8 @@ SDK's session-store modules:
 At configure time the plugin imports ``claude_agent_sdk`` and fails the run unless every mapped module and
 name resolves to ``session_store`` / ``compat`` code. It applies ``expected_failures.toml`` (beside this
 file) as ``xfail(strict=True)``: an expected failure that passes fails the run, and so does an entry that
-matches no collected test. At the end it prints one line with the passed / expected-failure / failed counts.
+matches no test of a collected test file. At the end it prints one line with the passed / expected-failure /
+failed counts.
 """
 
 from __future__ import annotations
@@ -220,7 +221,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(pytest.mark.xfail(strict=True, reason=found[1]))
     if config.getoption("deselect", None) or config.getoption("keyword", None):
         return  # a partial run: unmatched entries are expected
-    stale = sorted(set(expected) - used)
+    collected_files = {item.nodeid.split("::", 1)[0] for item in items}
+    stale = sorted(node for node in set(expected) - used if node.split("::", 1)[0] in collected_files)
     if stale:
         raise pytest.UsageError(f"{EXPECTED_FAILURES_FILE.name} names tests that were not collected: {stale}")
 
