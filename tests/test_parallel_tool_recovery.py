@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from session_store.memory import InMemorySessionStore
+from session_store.mutations import fork_session_via_store
 from session_store.reading import get_session_messages_from_store, get_subagent_messages_from_store
 from session_store.transcript import (
     build_conversation_chain,
@@ -23,7 +24,7 @@ from session_store.transcript import (
     filter_transcript_entries,
     recover_parallel_tool_results,
 )
-from tests.transcript_factories import Entry, agent_metadata, assistant, entry, new_id, seed, user
+from tests.transcript_factories import Entry, agent_metadata, assistant, entry, key_for, new_id, seed, user
 from tests.transcript_shapes import parallel_session, parallel_tool_turn, tool_result_for, tool_use, uuids
 
 
@@ -351,3 +352,25 @@ async def test_subagent_store_reader_returns_the_whole_parallel_turn(tmp_path: P
     assert [message.uuid for message in messages] == ["prompt", "call-0", "call-1", "result-1", "result-0", "answer"]
     assert {message.parent_tool_use_id for message in messages} == {"toolu_task"}
     assert block_ids(messages, "tool_result", "tool_use_id") == ["toolu_1", "toolu_0"]
+
+
+async def test_a_forked_parallel_turn_is_still_returned_whole(tmp_path: Path) -> None:
+    """The fork drops ``sourceToolAssistantUUID`` and renames every uuid; parent links and tool ids remain."""
+    store = InMemorySessionStore()
+    session_id = new_id()
+    entries = parallel_session(3, [1, 2, 0], continue_from=0, sessionId=session_id)
+    renamed = {item["uuid"]: new_id() for item in entries}  # fork_session_via_store wants UUID message ids
+    for item in entries:
+        item["uuid"] = renamed[item["uuid"]]
+        item["parentUuid"] = renamed.get(item["parentUuid"])
+        if "sourceToolAssistantUUID" in item:
+            item["sourceToolAssistantUUID"] = renamed[item["sourceToolAssistantUUID"]]
+    await seed(store, tmp_path, session_id, entries)
+    fork = await fork_session_via_store(store, session_id, str(tmp_path))
+    copied = await store.load(key_for(tmp_path, fork.session_id)) or []
+    assert [item for item in copied if "sourceToolAssistantUUID" in item] == []
+    forked = await get_session_messages_from_store(store, fork.session_id, str(tmp_path))
+    original = await get_session_messages_from_store(store, session_id, str(tmp_path))
+    assert len(forked) == len(original) == 8
+    assert [m.message for m in forked] == [m.message for m in original]
+    assert block_ids(forked, "tool_result", "tool_use_id") == ["toolu_1", "toolu_2", "toolu_0"]
