@@ -35,6 +35,7 @@ from session_store.memory import InMemorySessionStore
 from session_store.reading import (
     get_session_messages_from_store,
     get_subagent_messages_from_store,
+    list_sessions_from_store,
     list_subagents_from_store,
 )
 from session_store.resume import materialize_resume_session
@@ -208,6 +209,13 @@ async def test_the_corpus_round_trips_through_the_store(
                 if await store.load(item.key) != item.lines:
                     lost.append(str(item.path.relative_to(PROJECTS)))
         assert lost == [], "transcripts not loaded back line for line"
+
+        unlisted = []
+        for project_key in sorted({session.main.project_key for session in corpus}):
+            listed = {info.session_id for info in await list_sessions_from_store(store, directory_for(project_key))}
+            expected = {session.main.session_id for session in corpus if session.main.project_key == project_key}
+            unlisted += sorted(expected - listed) + sorted(f"unexpected {extra}" for extra in listed - expected)
+        assert unlisted == [], "sessions missing from (or extra in) their project's listing"
 
         broken: dict[str, list[str]] = {}
         pairs = 0
