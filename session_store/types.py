@@ -170,19 +170,24 @@ OPTIONAL_STORE_METHODS = frozenset({"list_sessions", "list_session_summaries", "
 def store_implements(store: object, method: str) -> bool:
     """Whether ``store`` really provides ``method`` (reference §2.1).
 
-    False when the store has no such attribute, or when its class inherits the method unchanged from a
-    ``typing.Protocol`` class body: this project's ``SessionStore`` or any other declaration of the protocol,
-    such as the SDK's own ``claude_agent_sdk.types.SessionStore`` (so a store written against the SDK's types
-    is probed the same way). True for an override (even one that raises ``NotImplementedError``), for a
-    duck-typed class that defines the method, and for an instance attribute. For a name that is not a
-    ``SessionStore`` method, True when the attribute exists.
+    False when the store has no such attribute, or when what its class has is the default from a
+    ``typing.Protocol`` class body (inherited, or assigned to mark the method absent): this project's
+    ``SessionStore`` or another declaration of the protocol among the store's bases, such as the SDK's own
+    ``claude_agent_sdk.types.SessionStore`` (so a store written against the SDK's types is probed the same
+    way). True for an override (even one that raises ``NotImplementedError``), for a duck-typed class that
+    defines the method, and for an instance attribute. For a name that is not a ``SessionStore`` method, True
+    when the attribute exists.
     """
     if getattr(store, method, None) is None:
         return False
-    for klass in type(store).__mro__:
-        if method in vars(klass):
-            return not vars(klass).get("_is_protocol", False)
-    return True  # only an instance attribute provides it
+    on_class = getattr(type(store), method, None)
+    if on_class is None:
+        return True  # only an instance attribute provides it
+    if on_class is getattr(SessionStore, method, None):
+        return False
+    return not any(
+        vars(klass).get("_is_protocol", False) and vars(klass).get(method) is on_class for klass in type(store).__mro__
+    )
 
 
 @dataclass
