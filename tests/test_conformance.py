@@ -465,3 +465,13 @@ async def test_the_sdk_profile_still_fails_a_store_that_breaks_an_sdk_contract()
 async def test_an_unknown_profile_is_a_value_error_naming_it_and_the_choices(profile: str) -> None:
     with pytest.raises(ValueError, match=rf"profile must be one of 'strict', 'sdk', got {profile!r}"):
         await run_session_store_conformance(InMemorySessionStore, profile=profile)  # type: ignore[arg-type]  # the error is the point
+
+
+async def test_the_sdk_profile_checks_counts_where_the_sdk_harness_does_and_strict_checks_ids() -> None:
+    class DuplicatesSummaryRows(SdkSemanticsStore):
+        async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+            rows = await super().list_session_summaries(project_key)
+            return rows + rows  # the SDK's harness compares the set of ids
+
+    assert await failed_contracts(DuplicatesSummaryRows, profile="sdk") == set()
+    assert "list_session_summaries_follow_appends" in await failed_contracts(DuplicatesSummaryRows, expect_dedupe=False)
