@@ -117,6 +117,24 @@ def _degraded_row(session_id: str, mtime: int) -> SessionInfo:
     return SessionInfo(session_id=session_id, summary="", last_modified=mtime)
 
 
+class _StoreInterrupted(Exception):
+    """Carries a store's ``KeyboardInterrupt``/``SystemExit``/``GeneratorExit`` out of a load task as an
+    ordinary error, so the task group stops the other loads and the event loop keeps running."""
+
+    def __init__(self, interruption: BaseException) -> None:
+        super().__init__(repr(interruption))
+        self.interruption = interruption
+
+
+def _first_interruption(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            return _first_interruption(error)
+        if isinstance(error, _StoreInterrupted):
+            return error.interruption
+    raise AssertionError("split() returned a group without _StoreInterrupted")  # pragma: no cover
+
+
 async def _rows_via_load(
     store: SessionStore, project: _Project, listing: Sequence[SessionStoreListEntry]
 ) -> list[SessionInfo]:
@@ -125,9 +143,12 @@ async def _rows_via_load(
     Rows keep listing order; empty, sidechain and summary-less sessions are dropped; a session whose load (or
     fold) raises an ``Exception`` gives a degraded row. A load returning something that is not a list or None is
     a ``TypeError`` for the whole listing (:mod:`session_store.store_results`), raised once every load is done.
-    Anything else propagates once the task group has stopped every load. The task group runs one worker per limiter token; each worker takes the next session as soon as
-    its previous one is done, so a finished load is followed by the next one without waiting for a wake-up,
-    and each session is folded while other loads are in flight.
+    A ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` from a load stops every other load and reaches
+    the caller as itself on both backends (raised in a task, asyncio would also stop the event loop with the
+    first two). Anything else propagates once the task group has stopped every load. The task group runs one
+    worker per limiter token; each worker takes the next session as soon as its previous one is done, so a
+    finished load is followed by the next one without waiting for a wake-up, and each session is folded while
+    other loads are in flight.
     """
     limiter = compat.CapacityLimiter(STORE_LIST_LOAD_CONCURRENCY)
     rows: list[SessionInfo | None] = [None] * len(listing)
@@ -139,6 +160,8 @@ async def _rows_via_load(
         try:
             async with limiter:
                 loaded = await store.load(project.session_key(session_id))
+        except (KeyboardInterrupt, SystemExit, GeneratorExit) as interruption:
+            raise _StoreInterrupted(interruption) from None  # stops the other loads; raised as itself below
         except Exception:  # the adapter is user code; one bad session must not hide the rest
             rows[index] = _degraded_row(session_id, row["mtime"])
             return
@@ -157,9 +180,15 @@ async def _rows_via_load(
         for index, row in pending:  # the workers share one iterator: each session is taken exactly once
             await load_one(index, row)
 
-    async with compat.create_task_group() as task_group:
-        for _ in range(min(STORE_LIST_LOAD_CONCURRENCY, len(listing))):
-            task_group.start_soon(worker)
+    try:
+        async with compat.create_task_group() as task_group:
+            for _ in range(min(STORE_LIST_LOAD_CONCURRENCY, len(listing))):
+                task_group.start_soon(worker)
+    except BaseExceptionGroup as group:
+        interrupted, _rest = group.split(_StoreInterrupted)
+        if interrupted is None:
+            raise
+        raise _first_interruption(interrupted) from None
     if wrong_types:
         raise wrong_types[0]  # raised here, not in a worker, so it is a TypeError and not an ExceptionGroup
     return [info for info in rows if info is not None]
@@ -240,9 +269,10 @@ async def list_sessions_from_store(
     ``NotImplementedError``), else ``list_sessions`` plus one ``load`` per session. With summaries but no
     ``list_sessions``, sessions without a summary cannot be discovered and are not listed.
 
-    A failing load is caught only when it raises an ``Exception``; anything else (say ``KeyboardInterrupt``)
-    stops the other loads and surfaces from the task group (as a ``BaseExceptionGroup``), and a cancelled
-    caller leaves no load running.
+    A failing load is caught only when it raises an ``Exception``; anything else stops the other loads: a
+    ``KeyboardInterrupt``, ``SystemExit`` or ``GeneratorExit`` reaches the caller as itself, any other
+    ``BaseException`` from the task group (as a ``BaseExceptionGroup``). A cancelled caller leaves no load
+    running.
 
     Raises ``ValueError`` when the store implements neither ``list_session_summaries`` nor ``list_sessions``.
     """

@@ -12,6 +12,8 @@ an append hangs past ``send_timeout``                  reported through ``on_err
                                                        frames are still sent; flush and close return
 a store call hangs during resume                       ``RuntimeError`` naming the call; no temp dir
 a fraction of loads fail while listing                 those rows come back degraded (``summary=""``)
+``KeyboardInterrupt`` / ``SystemExit`` /               a listing's loads: reaches the caller as itself (not
+``GeneratorExit`` from ``load``                        a group), the other loads stopped
 ``KeyboardInterrupt`` / ``SystemExit`` /               propagates to the caller of ``flush()`` (explicit
 ``GeneratorExit`` from ``append``                      flush), or of the next ``flush()``/``close()``
                                                        (background flush); never reported through
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checkpoints import running_tasks
 from faulty import FaultyStore, InjectedFailure
 from transcript_factories import agent_metadata, conversation, custom_title, key_for, new_id, seed, write_jsonl
 
@@ -411,6 +414,22 @@ async def test_a_resume_load_failing_is_a_runtime_error_naming_the_call(
     with compat.fail_after(WAIT_LIMIT_S), pytest.raises(RuntimeError, match=r"SessionStore.load\(\).*InjectedFailure"):
         await materialize_resume_session(store, resume=SID, cwd=PROJECT_DIR)
     assert leftovers(temp_root) == []
+    await close_store(real_store)
+
+
+@pytest.mark.parametrize("exc_type", INTERRUPTIONS, ids=lambda t: t.__name__)
+async def test_an_interruption_from_a_load_stops_a_listing_and_reaches_the_caller_as_itself(
+    real_store: SessionStore, exc_type: type[BaseException]
+) -> None:
+    for index in range(20):
+        session_id = new_id()
+        await seed(real_store, PROJECT_DIR, session_id, conversation(f"prompt {index}", session_id=session_id))
+    store = FaultyStore(real_store, raises={"load": raising(exc_type)}, skip_calls={"load": 5})
+    before = running_tasks()
+    with compat.fail_after(WAIT_LIMIT_S), pytest.raises(exc_type):  # not a group, and the loop keeps running
+        await list_sessions_from_store(NoSummaries(store), PROJECT_DIR)  # type: ignore[arg-type]  # duck-typed
+    assert running_tasks() <= before  # the task group stopped every other load
+    assert "raised" in store.outcomes("load")
     await close_store(real_store)
 
 
