@@ -145,7 +145,10 @@ def downstream_sdk(session: nox.Session) -> None:
     )  # fmt: skip
     (sdist,) = work.glob("claude_agent_sdk-*.tar.gz")
     with tarfile.open(sdist) as archive:
-        archive.extractall(work, filter="data")
+        if hasattr(tarfile, "data_filter"):  # 3.11.4+: refuse links and paths that leave the folder
+            archive.extractall(work, filter="data")
+        else:
+            archive.extractall(work)  # the pinned sdist from the package index, on an old 3.11
     sdk = work / f"claude_agent_sdk-{DOWNSTREAM_SDK_VERSION}"
     with (sdk / "pyproject.toml").open("rb") as file:
         sdk_dependencies = tomllib.load(file)["project"]["dependencies"]
