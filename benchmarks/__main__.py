@@ -17,6 +17,8 @@ SUITES = {
     "compat": "benchmarks.compat_bench",
     "store": "benchmarks.store_bench",
     "adapters": "benchmarks.adapters_bench",
+    "scale": "benchmarks.scale_bench",
+    "floor": "benchmarks.floor_bench",
 }
 
 

@@ -419,8 +419,9 @@ def build_mirror_batcher(
 
     Pass ``MaterializedResume.projects_dir`` after a store-backed resume, otherwise
     ``session_store.keys.default_projects_dir(env)`` for the CLI's environment. ``flush_mode="batched"`` keeps
-    the 500-entry / 1 MiB thresholds; ``"eager"`` sets both to 0, so every frame starts a background flush.
-    The send timeout is always :data:`SEND_TIMEOUT_SECONDS`.
+    the 500-entry / 1 MiB thresholds; ``"eager"`` sets both to 0, so every frame is sent by a background flush
+    at once (frames enqueued before that flush takes them ride along with it). The send timeout is always
+    :data:`SEND_TIMEOUT_SECONDS`.
     """
     if flush_mode not in ("batched", "eager"):
         raise ValueError(f"flush_mode must be 'batched' or 'eager', got {flush_mode!r}")
