@@ -120,12 +120,15 @@ class TranscriptFolderWatcher:
         once: bool = False,
         on_frame: Callable[[TranscriptFrame], None] | None = None,
         on_problem: Callable[[str], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
     ) -> None:
         """Poll every ``interval`` seconds; enqueue each frame on ``batcher`` and flush after each poll that found any.
 
         ``on_frame(frame)`` is called for each frame after it is enqueued; ``on_problem(text)`` for each skipped
         line or unreadable sidecar (without it they are logged as warnings of this module). Stops as the class
-        docstring says. ``interval`` and ``duration`` must be non-negative (``ValueError`` otherwise).
+        docstring says, and also after the first poll that starts once ``stop_requested()`` is true (checked
+        before each poll, so lines written before the request are mirrored). ``interval`` and ``duration`` must be non-negative
+        (``ValueError`` otherwise).
         """
         _require_seconds("interval", interval)
         if duration is not None:
@@ -133,6 +136,7 @@ class TranscriptFolderWatcher:
         report_problem = on_problem if on_problem is not None else logger.warning
         stop_at = None if duration is None else compat.current_time() + duration
         while True:
+            stopping = stop_requested is not None and stop_requested()  # seen before the poll, so it is the last
             frames = await compat.run_sync(self.poll)
             for problem in self.problems:
                 report_problem(problem)
@@ -144,7 +148,7 @@ class TranscriptFolderWatcher:
             if frames:
                 await batcher.flush()
             remaining = None if stop_at is None else stop_at - compat.current_time()
-            if once or (remaining is not None and remaining <= 0):
+            if once or stopping or (remaining is not None and remaining <= 0):
                 return
             await compat.sleep(interval if remaining is None else min(interval, remaining))
 

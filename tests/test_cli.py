@@ -627,6 +627,27 @@ def test_mirror_stops_on_ctrl_c_with_status_130_and_no_traceback(
     assert "interrupted" in err
 
 
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_mirror_stops_cleanly_on_sigterm_after_storing_what_was_written(
+    run: Cli, claude_home: ClaudeHome, library: str
+) -> None:
+    session = claude_home.session("Before the mirror started")
+    path = claude_home.project_dir / f"{session.session_id}.jsonl"
+    with run.started("--backend", library, "--json", "mirror", "--interval", "0.05") as process:
+        _wait_until_following(process)
+        session.user("Written just before the SIGTERM")
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(session.lines[-1]) + "\n")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+    assert process.returncode == 0, err
+    report = json.loads(out)
+    assert report["sigterm"] is True
+    assert report["entries"] == 1
+    stored = run.json("show", session.session_id)["messages"]
+    assert [m["message"]["content"] for m in stored] == ["Written just before the SIGTERM"]
+
+
 def test_mirror_started_with_sigint_ignored_keeps_ignoring_it_as_posix_tools_do(
     run: Cli, claude_home: ClaudeHome
 ) -> None:

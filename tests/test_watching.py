@@ -275,6 +275,27 @@ async def test_follow_without_once_or_duration_runs_until_cancelled(folder: Proj
     assert mirror.store.appends == [(MAIN_KEY, [entry("before")])]
 
 
+async def test_follow_returns_after_one_more_poll_once_a_stop_is_requested(folder: ProjectsFolder) -> None:
+    """Lines written before the request are mirrored: the last poll starts after the request was seen."""
+    folder.append(folder.main, "")
+    mirror = Mirror(folder.root)
+    watcher = TranscriptFolderWatcher(folder.root)
+    polls_seen: list[int] = []
+
+    def stop_requested() -> bool:
+        polls_seen.append(len(polls_seen))
+        if len(polls_seen) == 3:  # the third check: write, then ask to stop
+            folder.append(folder.main, jsonl(entry("last words")))
+            return True
+        return False
+
+    with compat.fail_after(WAIT_LIMIT_SECONDS):
+        await watcher.follow(mirror.batcher, interval=0.01, stop_requested=stop_requested)
+
+    assert len(polls_seen) == 3  # not asked again after the stop
+    assert mirror.store.appends == [(MAIN_KEY, [entry("last words")])]
+
+
 # --- bad input ----------------------------------------------------------------------------------------------
 
 

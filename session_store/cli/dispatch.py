@@ -7,8 +7,9 @@ Signals: Ctrl-C (SIGINT) stops any command, ``mirror`` included (exit status 130
 SIGINT *ignored* keeps it ignored, as POSIX tools do: a non-interactive shell starts its background jobs
 (``session-store mirror &``) that way on purpose, so that a Ctrl-C meant for the foreground does not stop them.
 To stop such a ``mirror`` by SIGINT, start it with SIGINT restored (``(trap - INT; exec session-store mirror) &``
-or ``set -m`` in the script; ``SIG_DFL`` in the child from Python). SIGTERM ends the process at once: the batch
-in flight is not stored, and a later ``mirror`` without ``--from-start`` does not copy it.
+or ``set -m`` in the script; ``SIG_DFL`` in the child from Python), or send it SIGTERM: ``mirror`` takes SIGTERM
+as a request to stop cleanly (one more poll, everything flushed, the usual report; see
+:mod:`session_store.cli.mirror`), so ``kill``, ``systemctl stop`` and ``docker stop`` lose nothing.
 """
 
 from __future__ import annotations
