@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 from checkpoints import running_tasks
 from faulty import FaultyStore, InjectedFailure
+from soak import scaled
 from transcript_factories import agent_metadata, conversation, custom_title, key_for, new_id, seed, write_jsonl
 
 import compat
@@ -138,7 +139,9 @@ def given_up_batches(outcomes: list[str]) -> int:
 
 
 @pytest.mark.parametrize("flush_mode", ["batched", "eager"])
-@pytest.mark.parametrize(("fail_fraction", "seed"), [(0.3, 1), (0.6, 2)])
+@pytest.mark.parametrize(
+    ("fail_fraction", "seed"), [(fraction, seed) for seed in range(1, 1 + scaled(1, 25)) for fraction in (0.3, 0.6)]
+)
 async def test_failing_appends_are_retried_and_each_batch_given_up_is_reported_once(
     real_store: SessionStore, fail_fraction: float, seed: int, flush_mode: SessionStoreFlushMode, fast_backoff: None
 ) -> None:
@@ -183,9 +186,10 @@ async def test_failing_appends_are_retried_and_each_batch_given_up_is_reported_o
 async def test_an_append_hanging_past_the_send_timeout_is_reported_and_later_frames_still_land(
     real_store: SessionStore,
 ) -> None:
+    await real_store.list_sessions("proj")  # open the database now: the time limit below is for the hang only
     store = FaultyStore(real_store, hang_calls={"append": 1})
     reports = Reports()
-    batcher = TranscriptMirrorBatcher(store=store, projects_dir=PROJECTS_DIR, on_error=reports, send_timeout=0.05)
+    batcher = TranscriptMirrorBatcher(store=store, projects_dir=PROJECTS_DIR, on_error=reports, send_timeout=0.2)
     with compat.fail_after(WAIT_LIMIT_S):
         batcher.enqueue(mirror_path("s1"), numbered(1, 2))
         await batcher.flush()
@@ -193,7 +197,7 @@ async def test_an_append_hanging_past_the_send_timeout_is_reported_and_later_fra
         await batcher.close()
     assert store.outcomes("append") == ["hung", "ok"]  # a timeout is not retried: the call may still land
     [(key, message)] = reports.reports
-    assert key == session_key("s1") and "timed out after 0.05s (send_timeout)" in message
+    assert key == session_key("s1") and "timed out after 0.2s (send_timeout)" in message
     assert ids_of(await real_store.load(session_key("s1"))) == [3]
     await close_store(real_store)
 
@@ -402,7 +406,7 @@ async def test_a_store_call_hanging_during_resume_is_a_runtime_error_and_leaves_
     store = FaultyStore(await seeded(real_store), hang_calls={method: 1})
     options: dict[str, Any] = {"continue_conversation": True} if method == "list_sessions" else {"resume": SID}
     with compat.fail_after(WAIT_LIMIT_S), pytest.raises(RuntimeError, match=rf"SessionStore.{method}\(\).*timed out"):
-        await materialize_resume_session(store, cwd=PROJECT_DIR, load_timeout_ms=50, **options)
+        await materialize_resume_session(store, cwd=PROJECT_DIR, load_timeout_ms=200, **options)
     assert leftovers(temp_root) == []
     await close_store(real_store)
 
