@@ -22,10 +22,10 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${SESSION_STORE_SID_ROOT:-/var/cache/session-store-compat/sid-root}
-RECIPE="2 python3.14 python3.15 postgresql redis-server"  # change it to have every cached root rebuilt
+RECIPE="3 python3.14 python3.15 postgresql redis-server git"  # change it to have every cached root rebuilt
 MARKER=.session-store-sid-root                              # in the root, written last, holds RECIPE
 BOOTSTRAP_PACKAGES=python3.14,python3.14-venv,ca-certificates
-APT_PACKAGES=(python3.15 python3.15-venv postgresql redis-server util-linux)
+APT_PACKAGES=(python3.15 python3.15-venv postgresql redis-server util-linux git)  # git: tests/test_importing.py
 # The mirror's sid Release file can be older than its Valid-Until; sid has no security updates to miss.
 APT=(apt-get -qq -o Acquire::Check-Valid-Until=false -o APT::Install-Recommends=false)
 
@@ -86,7 +86,7 @@ healthy() {  # healthy DIR: built from this recipe, both interpreters run with s
     for version in 3.14 3.15; do
         chroot "$dir" "/usr/bin/python$version" -c "import ssl, sqlite3, venv, ensurepip" 2>/dev/null || return 1
     done
-    compgen -G "$dir/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && [ -x "$dir/usr/bin/redis-server" ]
+    compgen -G "$dir/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && [ -x "$dir/usr/bin/redis-server" ] && [ -x "$dir/usr/bin/git" ]
 }
 
 host_mirror() {  # the Debian mirror this machine's apt uses (deb822 URIs: or one-line deb), else deb.debian.org
