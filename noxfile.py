@@ -103,6 +103,19 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *(session.posargs or ["all"]))
 
 
+@nox.session(python="3.11")
+def downstream_httpcore(session: nox.Session) -> None:
+    """httpcore 1.0.9's own test suite, original and with its ``_synchronization.py`` on ``compat`` (not a default
+    session).
+
+    ``downstream/httpcore/run.py`` downloads the sdist into the system temp dir (never the repository), vendors
+    ``compat`` into a second copy, runs the suite in both (asyncio and trio through anyio's pytest plugin), prints
+    both counts and fails if any outcome differs. Extra arguments go to pytest.
+    """
+    session.install("pip", "-r", "downstream/httpcore/requirements.txt")
+    session.run("python", "downstream/httpcore/run.py", *session.posargs)
+
+
 DOWNSTREAM_SDK_VERSION = "0.2.189"
 DOWNSTREAM_SDK_TESTS = [  # reference §16 (the delta: 0.2.189 adds no session-store test file)
     "tests/test_session_store_anyio.py",
