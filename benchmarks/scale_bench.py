@@ -341,6 +341,12 @@ def _chart(results: dict[str, Any], cfg: Config, path: Path) -> bool:
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+    with contextlib.suppress(ImportError):  # Pillow comes with matplotlib: a 64-colour PNG is 4x smaller
+        from PIL import Image
+
+        with Image.open(path) as image:
+            small = image.convert("RGB").quantize(colors=64)
+        small.save(path, optimize=True)
     return True
 
 
