@@ -19,6 +19,7 @@ SUITES = {
     "adapters": "benchmarks.adapters_bench",
     "scale": "benchmarks.scale_bench",
     "floor": "benchmarks.floor_bench",
+    "downstream": "benchmarks.downstream_bench",  # downloads httpcore; needs downstream/httpcore/requirements.txt
 }
 
 

@@ -16,10 +16,15 @@ lock                ``asyncio.Lock`` uncontended ``async with``         ``trio.L
 event wait (set)    ``await event.wait()`` on an already-set event      same, ``trio.Event``
 event fresh         new event, ``set()``, ``await wait()``              same
 limiter             ``asyncio.Semaphore(10)`` ``async with``            ``trio.CapacityLimiter(10)``
+semaphore           ``asyncio.BoundedSemaphore(10)``: ``await           ``trio.Semaphore(10, max_value=10)``
+                    acquire()`` + ``release()``
 sleep(0)            ``asyncio.sleep(0)``                                ``trio.sleep(0)``
 fail_after          ``async with asyncio.timeout(1000)``                ``with trio.fail_after(1000)``
 move_on_after       ``async with asyncio.timeout(1000)``                ``with trio.move_on_after(1000)``
 shield              ``await asyncio.shield(ensure_future(coro))``       ``with trio.CancelScope(shield=True)``
+shielded()          ``await asyncio.shield(ensure_future(coro))`` (no   ``with trio.CancelScope(shield=True)``
+                    sync shield scope exists on asyncio; diagnostic
+                    row "vs bare await": the block without any shield)
 spawn + wait        ``create_task`` + ``await asyncio.shield(task)``    ``spawn_system_task`` of a body in its own
                                                                         ``CancelScope`` + ``trio.Event``
 task group (1)      ``asyncio.TaskGroup`` with one child                ``trio.open_nursery`` with one child
@@ -27,7 +32,7 @@ run_sync            ``asyncio.to_thread(int)``                          ``trio.t
 ==================  ==================================================  ===============================================
 
 anyio: ``anyio.Lock()``, ``anyio.Event()``, ``anyio.CapacityLimiter(10)``, ``anyio.sleep(0)``, ``anyio.fail_after``,
-``anyio.move_on_after``, ``anyio.CancelScope(shield=True)``, ``start_soon`` into a task group kept open for the
+``anyio.Semaphore(10, max_value=10)``, ``anyio.move_on_after``, ``anyio.CancelScope(shield=True)``, ``start_soon`` into a task group kept open for the
 round + ``anyio.Event`` (spawn + wait: anyio has no detached spawn), ``anyio.create_task_group`` with one child,
 ``anyio.to_thread.run_sync``.
 
@@ -151,6 +156,18 @@ def limiter_impl(factory: Callable[[], Any]) -> Impl:
     return run
 
 
+def semaphore_impl(factory: Callable[[], Any]) -> Impl:
+    async def run(n: int) -> int:
+        semaphore = factory()
+        t0 = perf_ns()
+        for _ in range(n):
+            await semaphore.acquire()
+            semaphore.release()
+        return perf_ns() - t0
+
+    return run
+
+
 # ------------------------------------------------------------------------------------------------------ sleep
 def sleep_impl(sleep: Callable[[float], Any]) -> Impl:
     async def run(n: int) -> int:
@@ -208,6 +225,21 @@ def scope_shield_impl(factory: Callable[..., Any]) -> Impl:
         return perf_ns() - t0
 
     return run
+
+
+def shielded_impl(factory: Callable[[], Any]) -> Impl:
+    async def run(n: int) -> int:
+        t0 = perf_ns()
+        for _ in range(n):
+            with factory():
+                await _noop()
+        return perf_ns() - t0
+
+    return run
+
+
+def anyio_shield_scope() -> Any:
+    return anyio.CancelScope(shield=True)
 
 
 # ----------------------------------------------------------------------------------------------- spawn + wait
@@ -325,6 +357,12 @@ def asyncio_cases() -> list[Case]:
             limiter_impl(lambda: compat.CapacityLimiter(LIMITER_TOKENS)),
             limiter_impl(lambda: anyio.CapacityLimiter(LIMITER_TOKENS)),
         ),
+        (
+            "semaphore",
+            semaphore_impl(lambda: asyncio.BoundedSemaphore(LIMITER_TOKENS)),
+            semaphore_impl(lambda: compat.Semaphore(LIMITER_TOKENS, max_value=LIMITER_TOKENS)),
+            semaphore_impl(lambda: anyio.Semaphore(LIMITER_TOKENS, max_value=LIMITER_TOKENS)),
+        ),
         ("sleep(0)", sleep_impl(asyncio.sleep), sleep_impl(compat.sleep), sleep_impl(anyio.sleep)),
         ("fail_after", asyncio_timeout, sync_scope_impl(compat.fail_after), sync_scope_impl(anyio.fail_after)),
         (
@@ -334,6 +372,7 @@ def asyncio_cases() -> list[Case]:
             sync_scope_impl(anyio.move_on_after),
         ),
         ("shield", asyncio_shield, compat_shield, scope_shield_impl(anyio.CancelScope)),
+        ("shielded()", asyncio_shield, shielded_impl(compat.shielded), shielded_impl(anyio_shield_scope)),
         ("spawn + wait", asyncio_spawn_shielded, compat_spawn, anyio_spawn),
         (
             "task group (1 child)",
@@ -361,6 +400,12 @@ def trio_cases() -> list[Case]:
             limiter_impl(lambda: compat.CapacityLimiter(LIMITER_TOKENS)),
             limiter_impl(lambda: anyio.CapacityLimiter(LIMITER_TOKENS)),
         ),
+        (
+            "semaphore",
+            semaphore_impl(lambda: trio.Semaphore(LIMITER_TOKENS, max_value=LIMITER_TOKENS)),
+            semaphore_impl(lambda: compat.Semaphore(LIMITER_TOKENS, max_value=LIMITER_TOKENS)),
+            semaphore_impl(lambda: anyio.Semaphore(LIMITER_TOKENS, max_value=LIMITER_TOKENS)),
+        ),
         ("sleep(0)", sleep_impl(trio.sleep), sleep_impl(compat.sleep), sleep_impl(anyio.sleep)),
         (
             "fail_after",
@@ -375,6 +420,12 @@ def trio_cases() -> list[Case]:
             sync_scope_impl(anyio.move_on_after),
         ),
         ("shield", scope_shield_impl(trio.CancelScope), compat_shield, scope_shield_impl(anyio.CancelScope)),
+        (
+            "shielded()",
+            shielded_impl(lambda: trio.CancelScope(shield=True)),
+            shielded_impl(compat.shielded),
+            shielded_impl(anyio_shield_scope),
+        ),
         ("spawn + wait", trio_spawn_cancellable, compat_spawn, anyio_spawn),
         (
             "task group (1 child)",
@@ -397,6 +448,18 @@ def asyncio_diagnostic_cases() -> list[Case]:
     return [
         ("spawn + wait (vs await task)", asyncio_spawn, without_anyio(compat_spawn), anyio_spawn),
         ("shield (anyio loaded)", asyncio_shield, compat_shield, scope_shield_impl(anyio.CancelScope)),
+        (
+            "shielded() (vs bare await)",
+            shielded_impl(contextlib.nullcontext),
+            without_anyio(shielded_impl(compat.shielded)),
+            shielded_impl(anyio_shield_scope),
+        ),
+        (
+            "shielded() (anyio loaded)",
+            asyncio_shield,
+            shielded_impl(compat.shielded),
+            shielded_impl(anyio_shield_scope),
+        ),
         (
             "run_sync (anyio loaded)",
             to_thread_impl(asyncio.to_thread),

@@ -28,6 +28,22 @@ def test_benchmark_suite_runs_and_writes_its_results(suite: str, tmp_path: Path)
     assert "compat/native" in completed.stdout if suite == "compat" else "entries/s" in completed.stdout
 
 
+def test_downstream_benchmark_runs_httpcore_both_ways(tmp_path: Path) -> None:
+    for name in ("h11", "certifi"):  # httpcore's own dependencies: downstream/httpcore/requirements.txt
+        pytest.importorskip(name, reason="the downstream benchmark needs downstream/httpcore/requirements.txt")
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "downstream", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.loads((tmp_path / "downstream.json").read_text())
+    assert {row["network"] for rows in results["backends"].values() for row in rows} == {"memory", "loopback"}
+    assert "compat/original" in completed.stdout
+
+
 def test_scale_benchmark_runs_fits_slopes_and_checks_what_it_read(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks", "scale", "--quick", "--out", str(tmp_path)],
