@@ -485,7 +485,8 @@ async def sweep(
     After every run (the counting one included) the case settles (its own assertions), then no task may be left
     and the cancellation must have been placed at the chosen checkpoint. A run is repeated (fresh case) while
     the ``"timeout"`` mode's deadline fires earlier (with a doubled deadline) or while a run ends before reaching
-    checkpoint k (another interleaving of background tasks); at most a quarter of the sample may stay missed.
+    checkpoint k (another interleaving of background tasks); with background tasks at most a quarter of the sample
+    (at least one) may stay missed, without them none.
     """
     baseline = running_tasks()
     case = await make_case()
@@ -517,5 +518,8 @@ async def sweep(
             # else this run took another interleaving and reached fewer checkpoints (background tasks): again
         if not outcome.fired:
             missed.append(k)
-    assert len(missed) <= len(swept) // 4, f"{mode}: checkpoints {missed} of {swept} were never reached"
+    # Only background (detached) tasks make the interleaving vary; then a checkpoint that one run reached late
+    # (after the operation returned) may be out of reach of every rerun.
+    tolerated = max(1, len(swept) // 4) if any(label.endswith("(detached)") for label in labels) else 0
+    assert len(missed) <= tolerated, f"{mode}: checkpoints {missed} of {swept} ({labels}) were never reached"
     return SweepReport(labels, swept, missed)

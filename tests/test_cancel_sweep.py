@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import pytest
 from checkpoints import MODES, Case, Checkpoints, CheckpointStore, Outcome, no_warnings, sweep
+from property_support import BACKEND_PARAMS
 from soak import scaled
 from transcript_factories import RecordingStore, agent_metadata, conversation, key_for, new_id, seed, write_jsonl
 
@@ -508,12 +509,12 @@ async def _anyio_sweep(operation: str, checkpoints: Checkpoints, tmp_path: Path)
     assert report.count >= 2
 
 
-@pytest.mark.parametrize("library", ["asyncio", "trio"])
+@BACKEND_PARAMS
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_cancelling_in_an_anyio_scope_at_any_checkpoint_loses_nothing(
-    operation: str, library: str, checkpoints: Checkpoints, tmp_path: Path
+    operation: str, backend: str, checkpoints: Checkpoints, tmp_path: Path
 ) -> None:
-    anyio.run(functools.partial(_anyio_sweep, operation, checkpoints, tmp_path), backend=library)
+    anyio.run(functools.partial(_anyio_sweep, operation, checkpoints, tmp_path), backend=backend)
 
 
 def test_the_sweep_reaches_every_kind_of_checkpoint(checkpoints: Checkpoints, tmp_path: Path) -> None:
