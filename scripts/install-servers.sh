@@ -15,12 +15,13 @@ have_postgres() {
 }
 
 have_redis() {
-    command -v redis-server >/dev/null 2>&1
+    # redis-cli (Debian package redis-tools, a dependency of redis-server) creates the test cluster
+    command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1
 }
 
 packages=()
 have_postgres || packages+=(postgresql)
-have_redis || packages+=(redis-server)
+have_redis || packages+=(redis-server redis-tools)
 
 if [ ${#packages[@]} -eq 0 ]; then
     echo "install-servers: PostgreSQL and Redis are already installed"
@@ -47,5 +48,5 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 have_postgres || { echo "install-servers: PostgreSQL binaries still not found after install" >&2; exit 1; }
-have_redis || { echo "install-servers: redis-server still not found after install" >&2; exit 1; }
+have_redis || { echo "install-servers: redis-server or redis-cli still not found after install" >&2; exit 1; }
 echo "install-servers: done"

@@ -217,6 +217,7 @@ class RedisServer:
         self.log_file = self.base_dir / "server.log"
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self.extra_options: list[str] = []
 
     @property
     def url(self) -> str:
@@ -239,6 +240,7 @@ class RedisServer:
             "--daemonize",
             "no",
             *persistence,
+            *self.extra_options,
         ]
         self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         _wait_until(self._answers_ping, f"redis-server on port {self.port}", self.log_file)
@@ -326,3 +328,61 @@ def redis_url(redis_server_factory: Callable[..., RedisServer]) -> Iterator[str]
 def redis_test_prefix() -> str:
     """A key prefix unique to one store under test (cleaned up by the ``redis_url`` fixture)."""
     return f"{REDIS_TEST_PREFIX}-{uuid.uuid4().hex[:12]}"
+
+
+# --------------------------------------------------------------------------------------------- Redis Cluster
+
+
+class RedisClusterServers:
+    """Three ``redis-server --cluster-enabled yes`` masters on loopback (own dirs, nodes.conf, append-only file)."""
+
+    def __init__(self, executable: str, cli: str, masters: int = 3) -> None:
+        self.cli = cli
+        self.nodes = [RedisServer(executable, durable=True) for _ in range(masters)]
+        for node in self.nodes:
+            node.extra_options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes) + "/"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            _start_on_a_free_port(node)
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        command = [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stdout}\n{completed.stderr}")
+        self.wait_until_ok()
+
+    def state_ok(self) -> bool:
+        for node in self.nodes:
+            completed = subprocess.run(
+                [self.cli, "-p", str(node.port), "cluster", "info"], capture_output=True, text=True, check=False
+            )
+            if "cluster_state:ok" not in completed.stdout:
+                return False
+        return True
+
+    def wait_until_ok(self) -> None:
+        _wait_until(self.state_ok, "Redis Cluster (cluster_state:ok on every node)")
+
+    def destroy(self) -> None:
+        for node in self.nodes:
+            node.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A throwaway 3-master Redis Cluster on loopback (keys under :data:`REDIS_TEST_PREFIX` prefixes)."""
+    executable, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if executable is None or cli is None:
+        _missing("redis-server and redis-cli (Debian: redis-server, redis-tools)", REDIS_URL_ENV)
+        raise AssertionError("unreachable")
+    servers = RedisClusterServers(executable, cli)
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.destroy()

@@ -20,6 +20,8 @@ Connection strings understood by :func:`open_store`:
                               ``?table=NAME`` picks the entries table and is not passed to libpq)
 ``redis://...``               :class:`RedisSessionStore` (``rediss://`` for TLS; ``?prefix=NAME`` picks the key
                               prefix and is not passed to redis-py)
+``redis+cluster://h:p,h:p/``  :class:`RedisSessionStore` on a Redis Cluster (redis-py's ``RedisCluster``; the
+                              hosts are startup nodes; ``rediss+cluster://`` for TLS; ``?prefix=`` as above)
 ============================  ===========================================================================
 """
 
@@ -46,7 +48,7 @@ __all__ = [
     "open_store",
 ]
 
-SUPPORTED_SCHEMES = ("sqlite", "memory", "postgresql", "postgres", "redis", "rediss")
+SUPPORTED_SCHEMES = ("sqlite", "memory", "postgresql", "postgres", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
 def _sqlite_path(rest: str) -> str | None:

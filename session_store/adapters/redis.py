@@ -39,6 +39,7 @@ connection error, so a dropped connection cannot double an append.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -57,6 +58,7 @@ from ._threaded import (
 if TYPE_CHECKING:
     import redis
     from redis.client import Pipeline
+    from redis.cluster import RedisCluster
 
 __all__ = ["DEFAULT_PREFIX", "MAX_TRANSACTION_ATTEMPTS", "RedisKeys", "RedisSessionStore"]
 
@@ -98,28 +100,94 @@ def _normalized_prefix(prefix: str) -> str:
     return f"{prefix}:" if prefix else ""
 
 
+def cluster_client(url: str, *, max_connections: int, connect: bool = True) -> RedisCluster | None:
+    """A ``redis.cluster.RedisCluster`` for ``redis+cluster://[user:password@]host:port[,host:port...][/0]``.
+
+    ``rediss+cluster://`` connects with TLS; ``redis://`` with ``cluster=True`` is accepted too. The hosts are
+    startup nodes (any of the cluster's nodes will do). Raises ``ValueError`` for a database other than 0
+    (a cluster has only one) or a URL without a host. ``connect=False`` only checks the URL (returns None).
+    """
+    from urllib.parse import unquote, urlsplit
+
+    from redis.cluster import ClusterNode, RedisCluster
+
+    scheme, _, rest = url.partition("://")
+    netloc, _, path = rest.partition("/")
+    path = path.partition("?")[0]
+    credentials, _, hosts = netloc.rpartition("@")
+    if path not in ("", "0"):
+        raise ValueError(f"Redis Cluster URL names database {path!r}; a cluster has only database 0, remove it")
+    nodes = []
+    for host_port in hosts.split(","):
+        parts = urlsplit(f"//{host_port}")
+        if not parts.hostname:
+            raise ValueError(f"Redis Cluster URL has no host in {host_port!r}; use 'redis+cluster://host:port'")
+        nodes.append(ClusterNode(parts.hostname, parts.port or 6379))  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    username, _, password = credentials.partition(":")
+    if not connect:
+        return None
+    return RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=scheme.lower().startswith("rediss"),
+        max_connections=max_connections,
+    )
+
+
 class RedisSessionStore(ThreadedSessionStore):
     """A ``SessionStore`` in Redis (see the module docstring for the key layout and guarantees).
 
     ``url_or_client``: a ``redis://`` / ``rediss://`` URL (the store then owns, and closes, its client), or a
     sync ``redis.Redis`` client you own (``decode_responses`` may be either). ``prefix``: namespace of every key.
+    Redis Cluster: a ``redis+cluster://host:port[,host:port...]`` URL (or ``cluster=True`` with a ``redis://``
+    URL, or a ``redis.cluster.RedisCluster`` you own); every key of a session is in one slot, and the summary's
+    mtime is the clock of the node that holds it.
     ``max_connections``: bound on concurrent calls (and the pool size of a client built from a URL).
     """
 
     def __init__(
-        self, url_or_client: str | redis.Redis, *, prefix: str = DEFAULT_PREFIX, max_connections: int = 10
+        self,
+        url_or_client: str | redis.Redis | RedisCluster,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_connections: int = 10,
+        cluster: bool = False,
     ) -> None:
         require_driver("redis", store="RedisSessionStore", extra="redis")
         import redis
+        from redis.cluster import RedisCluster
 
         super().__init__(max_threads=max_connections)
         self._prefix = _normalized_prefix(prefix)
         self._owns_client = isinstance(url_or_client, str)
-        self._client: redis.Redis = (
-            redis.Redis.from_url(url_or_client, max_connections=max_connections)
-            if isinstance(url_or_client, str)
-            else url_or_client
-        )
+        self._lazy_cluster: Callable[[], RedisCluster] | None = None
+        self._built_client: redis.Redis | RedisCluster | None = None
+        self._client_lock = threading.Lock()
+        if isinstance(url_or_client, str):
+            scheme = url_or_client.partition("://")[0].lower()
+            self._cluster = cluster or scheme.endswith("+cluster")
+            if self._cluster:
+                url = url_or_client
+                cluster_client(url, max_connections=1, connect=False)  # a bad URL raises here, before connecting
+                # RedisCluster connects when built: built on the first call instead (open_store connects nothing).
+                # A call holds its transaction's connection and, on a cluster, one more for TIME or the index.
+                self._lazy_cluster = lambda: cast(
+                    "RedisCluster", cluster_client(url, max_connections=2 * max_connections)
+                )
+            else:
+                self._built_client = redis.Redis.from_url(url_or_client, max_connections=max_connections)
+        else:
+            self._built_client = url_or_client
+            self._cluster = isinstance(url_or_client, RedisCluster)
+
+    @property
+    def _client(self) -> redis.Redis | RedisCluster:
+        with self._client_lock:
+            if self._built_client is None:
+                assert self._lazy_cluster is not None
+                self._built_client = self._lazy_cluster()
+            return self._built_client
 
     def __repr__(self) -> str:
         return f"RedisSessionStore(prefix={self._prefix!r})"
@@ -142,7 +210,7 @@ class RedisSessionStore(ThreadedSessionStore):
         for _ in range(MAX_TRANSACTION_ATTEMPTS):
             with self._client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(*watch)  # type: ignore[no-untyped-call]  # redis-py leaves watch() unannotated
+                    pipe.watch(*watch)
                     return body(pipe)
                 except WatchError:
                     continue
@@ -150,8 +218,12 @@ class RedisSessionStore(ThreadedSessionStore):
             f"gave up after {MAX_TRANSACTION_ATTEMPTS} attempts: {watch} kept changing under concurrent writers"
         )
 
-    def _server_time_ms(self, pipe: Pipeline) -> int:
-        seconds, microseconds = pipe.time()
+    def _server_time_ms(self, pipe: Pipeline, keys: RedisKeys) -> int:
+        if self._cluster:  # TIME names no key: ask the node holding the session's slot
+            node = cast("RedisCluster", self._client).get_node_from_key(keys.summary)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            seconds, microseconds = cast("RedisCluster", self._client).time(target_nodes=node)
+        else:
+            seconds, microseconds = pipe.time()
         return int(seconds) * 1000 + int(microseconds) // 1000
 
     def _fold_summary(
@@ -168,9 +240,9 @@ class RedisSessionStore(ThreadedSessionStore):
         if raw is not None:
             saved = json.loads(raw)
             previous = {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
-        summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe))
-        if previous is None:
-            pipe.zadd(keys.index, {session_id: summary["mtime"]}, nx=True)
+        summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe, keys))
+        if previous is None:  # on a cluster through the client: the index is in another slot than the session
+            (self._client if self._cluster else pipe).zadd(keys.index, {session_id: summary["mtime"]}, nx=True)
         return summary["mtime"], encode_json({"mtime": summary["mtime"], "data": summary["data"]})
 
     # -- SessionStore, blocking halves --
@@ -269,5 +341,5 @@ class RedisSessionStore(ThreadedSessionStore):
         return sorted(_text(member) for member in members)
 
     def _close_blocking(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        if self._owns_client and self._built_client is not None:
+            self._built_client.close()
