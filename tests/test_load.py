@@ -96,3 +96,32 @@ async def test_concurrent_sessions_each_arrive_once_in_order_with_flat_memory(
         f"seconds={seconds:.2f} peak_rss_kib={second_kib} growth_kib={second_kib - first_kib}"
     )
     assert second_kib - first_kib < RSS_GROWTH_LIMIT_KIB
+
+
+@pytest.mark.servers
+async def test_redis_killed_mid_stream_keeps_commits_reports_the_rest_and_recovers(
+    restartable_redis: Any, tmp_path: Path
+) -> None:
+    server = restartable_redis
+    errors: list[str] = []
+    projects_dir = tmp_path / "projects"
+    session_id = str(uuid.uuid4())
+    path = str(projects_dir / "proj" / f"{session_id}.jsonl")
+    key = {"project_key": "proj", "session_id": session_id}
+    async with RedisSessionStore(server.url, prefix=redis_test_prefix()) as store:
+        batcher = build_mirror_batcher(store, projects_dir, lambda _key, message: errors.append(message))
+        before = [entry(0, number) for number in range(3)]
+        batcher.enqueue(path, before)
+        await batcher.flush()
+        await compat.run_sync(lambda: server.stop(crash=True))
+        try:
+            batcher.enqueue(path, [entry(1, 0)])
+            await batcher.flush()
+        finally:
+            await compat.run_sync(server.start)
+        assert len(errors) == 1
+        after = [entry(2, number) for number in range(3)]
+        batcher.enqueue(path, after)
+        await batcher.close()
+        assert await store.load(cast(Any, key)) == before + after
+    assert len(errors) == 1
