@@ -40,6 +40,9 @@ _EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
 next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
 
+_ASYNCIO_SEMAPHORE_RELEASE = asyncio.Semaphore.release
+"""The unbounded release, called on a ``BoundedSemaphore`` once compat has checked the bound itself."""
+
 
 def _drop_stale_loop(native: Any) -> None:
     """Let an idle asyncio primitive bound to a finished loop bind to the running one (contended path only)."""
@@ -349,9 +352,16 @@ class Semaphore(_Bound):
                 raise self._too_many()
             self._value += 1
             return
+        if self._asyncio:
+            # BoundedSemaphore.release is this bound check and then Semaphore.release: checking here and calling
+            # the base method directly saves the frame a wrapper would otherwise add (same state changes).
+            if self._max is not None and native._value >= self._max:
+                raise self._too_many()
+            _ASYNCIO_SEMAPHORE_RELEASE(native)
+            return
         try:
             native.release()
-        except ValueError:  # BoundedSemaphore / trio.Semaphore: "released too many times"
+        except ValueError:  # trio.Semaphore: "semaphore released too many times"
             raise self._too_many() from None
 
     def _too_many(self) -> ValueError:

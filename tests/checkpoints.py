@@ -284,7 +284,11 @@ async def run_cancelled(checkpoints: Checkpoints, operation: Operation, k: int, 
 
 
 async def _cancel_in_trio_scope(checkpoints: Checkpoints, operation: Operation, k: int) -> Outcome:
-    scope = _trio().CancelScope()
+    return await _cancel_in_scope(_trio().CancelScope(), checkpoints, operation, k)
+
+
+async def _cancel_in_scope(scope: Any, checkpoints: Checkpoints, operation: Operation, k: int) -> Outcome:
+    """Run ``operation`` inside ``scope`` (a trio or anyio cancel scope) and cancel the scope at checkpoint ``k``."""
 
     async def cancel() -> None:
         scope.cancel()
@@ -427,23 +431,7 @@ async def _cancel_by_deadline(
 async def _cancel_in_anyio_scope(checkpoints: Checkpoints, operation: Operation, k: int) -> Outcome:
     import anyio
 
-    scope = anyio.CancelScope()
-
-    async def cancel() -> None:
-        scope.cancel()
-        await _real_checkpoint()
-
-    checkpoints.arm(k, cancel)
-    outcome = _outcome(checkpoints)
-    try:
-        with scope:
-            outcome.result = await operation()
-            outcome.returned = True
-    except Exception as error:
-        outcome.error = error
-    outcome.cancelled = bool(scope.cancelled_caught)
-    outcome.fired_at, outcome.fired_in_detached = checkpoints.fired_at, checkpoints.fired_in_detached
-    return outcome
+    return await _cancel_in_scope(anyio.CancelScope(), checkpoints, operation, k)
 
 
 # --- what must be left after a run -------------------------------------------------------------------------------
