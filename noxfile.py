@@ -99,7 +99,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (native vs compat vs anyio; ours vs the SDK), printed as ratio tables."""
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench]", "-r", "downstream/httpcore/requirements.txt")  # 'downstream' runs httpcore
     session.run("python", "-m", "benchmarks", *(session.posargs or ["all"]))
 
 
