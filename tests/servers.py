@@ -10,6 +10,9 @@ fixtures:
 - ``redis_url``: a ``redis://`` URL of a throwaway ``redis-server --save ''`` on a free port, unless
   ``SESSION_STORE_TEST_REDIS_URL`` names one to reuse. Tests put their keys under a prefix starting with
   :data:`REDIS_TEST_PREFIX`; those keys are deleted at the end.
+- ``redis_cluster``: a throwaway 3-master Redis Cluster on free loopback ports (``redis-server
+  --cluster-enabled yes --appendonly yes`` x3 in temp dirs, joined by ``redis-cli --cluster create``, ready once
+  every node reports ``cluster_state:ok``); stopped at the end. Needs ``redis-cli`` (Debian ``redis-tools``).
 - ``postgres_server_factory`` / ``redis_server_factory``: start a *private* server that a test may stop and
   start again (outage tests). Never reused from the environment: stopping someone else's server is not ours
   to do. ``restartable_postgres`` / ``restartable_redis`` give each test module one such server.
