@@ -40,6 +40,10 @@ error while the caller was     its ``__context__``                             c
 cancelled
 ``shield`` at the end of the   ``asyncio.run`` cancels every task on           the shielded work completes
 run                            shutdown, the shielded one included
+``KeyboardInterrupt`` or       raised out of the event loop, as from any       reaches the caller of ``shield`` /
+``SystemExit`` from the work   asyncio task (``asyncio.run`` re-raises it);    ``TaskHandle.wait()`` (a detached task
+of ``shield`` or               the awaiting caller never sees it: catch them   also logs it)
+``spawn_detached``             inside the work to hand them over
 ``fail_after(0)`` /            cancels at the next ``await`` that yields; a    cancels at the next checkpoint (trio
 ``move_on_after(0)``           body that never yields completes normally       checkpoints always check)
 ``spawn_detached`` errors      "Task exception was never retrieved" logged by  logged at once as a warning on the ``compat``
