@@ -21,8 +21,8 @@ How a flush works:
   started and appends for one transcript keep enqueue order, whether the flushes were eager or explicit. Once
   it holds the lock, a flush sends every frame detached so far *and* any enqueued since: all of them are
   newer than anything already sent, so enqueue order holds, and nothing is left for a later flush to wait on.
-- **Coalescing.** Frames are grouped by file path (first-seen order; entries keep enqueue order), so each
-  transcript gets one ``append`` per flush. A path whose entries are all empty is skipped.
+- **Coalescing.** Frames are grouped by file path as they are enqueued (first-seen order; entries keep enqueue
+  order), so each transcript gets one ``append`` per flush. A path whose entries are all empty is skipped.
 - **Retries.** Each append runs under ``compat.fail_after(send_timeout)``. A failure is retried
   :data:`MIRROR_APPEND_MAX_ATTEMPTS` times in all, sleeping :data:`MIRROR_APPEND_BACKOFF_S` between attempts.
   A timeout is never retried: the timed-out call may still land, and a retry would race it.
@@ -63,13 +63,13 @@ even then, so none outlives it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import compat
 
@@ -107,8 +107,29 @@ MIRROR_APPEND_BACKOFF_S: tuple[float, ...] = (0.2, 0.8)
 
 Read at each retry, so tests may monkeypatch it (and the attempt count) to something small."""
 
-_SIZE_ENCODER = json.JSONEncoder(allow_nan=False)
-"""``json.dumps(..., allow_nan=False)`` without building an encoder per frame (same output and errors)."""
+
+def _frame_encoder() -> Callable[[list[SessionStoreEntry], int], Sequence[str]]:
+    """The chunks of ``json.dumps(entries, allow_nan=False, check_circular=False)``, from an encoder built once.
+
+    ``json.dumps`` builds its C encoder again on every call. Same text as ``json.dumps(entries)``, so the same
+    size: ``TypeError`` for a value JSON cannot carry, ``ValueError`` for NaN or an infinity, and
+    ``RecursionError`` for an entry that holds itself (no cycle table to keep between calls: it has no state, so
+    one serves every batcher and thread) or is nested deeper than the interpreter allows. ``json.JSONEncoder``
+    where ``json`` has no C accelerator.
+    """
+    default = json.JSONEncoder().default  # TypeError naming the type JSON cannot carry
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        encoder = json.JSONEncoder(allow_nan=False, check_circular=False)
+        return lambda entries, _level: [encoder.encode(entries)]
+    # markers (None: no cycle table), default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    encode: Callable[[list[SessionStoreEntry], int], Sequence[str]] = c_make_encoder(
+        None, default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, False
+    )
+    return encode
+
+
+_FRAME_CHUNKS = _frame_encoder()
 
 _MAX_REMEMBERED_KEYS = 1024
 """Bound of the batcher's path -> key memo (a session writes a handful of transcripts)."""
@@ -117,12 +138,19 @@ MirrorErrorCallback = Callable[[SessionKey | None, str], Awaitable[object] | Non
 """``on_error(key, message)``: a coroutine function or a plain function (see the module docstring)."""
 
 
-class _Frame(NamedTuple):
-    """One enqueued ``transcript_mirror`` frame and its size estimate."""
+_Buffer = dict[str, list[SessionStoreEntry]]
+"""Buffered frames, grouped by file path: path -> the batcher's own list of its entries (first-seen order)."""
 
-    file_path: str
-    entries: list[SessionStoreEntry]
-    size: int
+
+def _extend_buffer(older: _Buffer, newer: _Buffer) -> _Buffer:
+    """Append ``newer``'s entries to ``older``'s, path by path (``older`` is changed and returned)."""
+    for file_path, entries in newer.items():
+        held = older.get(file_path)
+        if held is None:
+            older[file_path] = entries
+        else:
+            held.extend(entries)
+    return older
 
 
 @dataclass
@@ -141,11 +169,11 @@ class TranscriptMirrorBatcher:
     max_pending_bytes: int = MAX_PENDING_BYTES
 
     # Frames enqueued since the last flush started.
-    _pending: list[_Frame] = field(default_factory=list, init=False, repr=False)
+    _pending: _Buffer = field(default_factory=dict, init=False, repr=False)
     _pending_entries: int = field(default=0, init=False, repr=False)
     _pending_bytes: int = field(default=0, init=False, repr=False)
     # Frames taken by a flush and not yet sent (a cancelled flush puts its rest back here, in front).
-    _detached: list[_Frame] = field(default_factory=list, init=False, repr=False)
+    _detached: _Buffer = field(default_factory=dict, init=False, repr=False)
     # Given-up batches waiting to be reported to on_error.
     _unreported: list[MirrorError] = field(default_factory=list, init=False, repr=False)
     _background: set[compat.TaskHandle] = field(default_factory=set, init=False, repr=False)
@@ -194,7 +222,13 @@ class TranscriptMirrorBatcher:
         needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
         """
         try:
-            size = len(_SIZE_ENCODER.encode(check_entry_list(entries)))
+            if type(entries) is not list:
+                check_entry_list(entries)  # raises TypeError naming what was passed
+            for entry in entries:
+                if type(entry) is not dict:
+                    check_entry_list(entries)  # dict subclasses pass, anything else raises
+                    break
+            size = len("".join(_FRAME_CHUNKS(entries, 0)))
         except TypeError as error:
             raise TypeError(f"cannot mirror the frame for {file_path!r}: {error}") from error
         except ValueError as error:  # NaN or Infinity
@@ -202,8 +236,17 @@ class TranscriptMirrorBatcher:
                 f"cannot mirror the frame for {file_path!r}: JSON has no NaN or Infinity ({error}); replace such "
                 "values with null, a string or a finite number"
             ) from error
+        except RecursionError as error:  # an entry that holds itself, or nested beyond the recursion limit
+            raise ValueError(
+                f"cannot mirror the frame for {file_path!r}: JSON has no cycles, and an entry holds itself or is "
+                f"nested too deeply ({error}); send plain JSON data"
+            ) from error
         path = file_path if type(file_path) is str else os.fspath(file_path)
-        self._pending.append(_Frame(path, list(entries), size))
+        buffered = self._pending.get(path)
+        if buffered is None:
+            self._pending[path] = list(entries)
+        else:
+            buffered.extend(entries)
         self._pending_entries += len(entries)
         self._pending_bytes += size
         if self._pending_entries > self.max_pending_entries or self._pending_bytes > self.max_pending_bytes:
@@ -243,9 +286,12 @@ class TranscriptMirrorBatcher:
         handle = compat.spawn_detached(self._keeping_interruptions(self._drain, token))
         self._waiting_flush = token
         self._background.add(handle)
-        handle.add_done_callback(self._background.discard)
+        handle.add_done_callback(functools.partial(self._background_flush_done, token))
+
+    def _background_flush_done(self, token: object, handle: compat.TaskHandle) -> None:
+        self._background.discard(handle)
         # A flush cancelled before it took its frames (even before it started) must not keep the slot.
-        handle.add_done_callback(lambda _handle: self._release_waiting_slot(token))
+        self._release_waiting_slot(token)
 
     def _release_waiting_slot(self, token: object | None) -> None:
         if token is not None and self._waiting_flush is token:
@@ -284,8 +330,11 @@ class TranscriptMirrorBatcher:
 
     def _detach_pending(self) -> None:
         if self._pending:
-            self._detached.extend(self._pending)
-            self._pending = []
+            if self._detached:
+                _extend_buffer(self._detached, self._pending)
+            else:
+                self._detached = self._pending
+            self._pending = {}
         self._pending_entries = 0
         self._pending_bytes = 0
 
@@ -304,7 +353,8 @@ class TranscriptMirrorBatcher:
             logger.error("[TranscriptMirrorBatcher] flush raised unexpectedly: %s", exc)
         finally:
             self._release_waiting_slot(token)
-        await self._report_failures()
+        if self._unreported:
+            await self._report_failures()
 
     async def _send_detached(self) -> None:
         """Coalesce the detached frames per path and append each path; give unsent frames back on cancellation.
@@ -313,19 +363,18 @@ class TranscriptMirrorBatcher:
         frame already sent).
         """
         self._detach_pending()
-        frames, self._detached = self._detached, []
-        by_path: dict[str, list[SessionStoreEntry]] = {}
-        for frame in frames:
-            by_path.setdefault(frame.file_path, []).extend(frame.entries)
-        unsent = set(by_path)
+        by_path, self._detached = self._detached, {}
+        unsent = dict(by_path)
         try:
             for file_path, entries in by_path.items():
                 if entries:
                     await self._send_path(file_path, entries)
-                unsent.discard(file_path)
+                del unsent[file_path]
         except BaseException as exc:
             if not isinstance(exc, Exception):  # cancelled: the next flush sends these first
-                self._detached[:0] = [frame for frame in frames if frame.file_path in unsent]
+                # Fresh lists: the store may still hold the one it was given when the cancellation came.
+                given_back = {file_path: list(entries) for file_path, entries in unsent.items()}
+                self._detached = _extend_buffer(given_back, self._detached)
             raise
 
     def _key_of(self, file_path: str) -> SessionKey | None:

@@ -320,6 +320,42 @@ async def test_the_batcher_refuses_a_frame_it_could_not_store_and_keeps_the_good
     assert errors == []
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "match"),
+    [
+        pytest.param(lambda bad: bad.__setitem__("self", bad), "cycles", id="cycle"),
+        pytest.param(lambda bad: bad.__setitem__("inner", {"deep": {"value": math.inf}}), "Infinity", id="inf"),
+        pytest.param(lambda bad: bad.__setitem__("deep", _nested(100_000)), "nested too deeply", id="deep"),
+    ],
+)
+async def test_an_entry_refused_half_way_through_its_encoding_goes_through_once_mended(
+    tmp_path: Path, make_bad: Callable[[dict[str, Any]], None], match: str
+) -> None:
+    """The batcher's size encoder keeps a cycle table between frames: a failed encode must not leave it stale."""
+    store = InMemorySessionStore()
+    batcher = TranscriptMirrorBatcher(store, str(tmp_path), lambda key, message: pytest.fail(message))
+    session_id = new_id()
+    path = str(tmp_path / PROJECT / f"{session_id}.jsonl")
+    bad = cast(dict[str, Any], entry())
+    make_bad(bad)
+    with pytest.raises(ValueError, match=match) as raised:
+        batcher.enqueue(path, [cast(SessionStoreEntry, bad)])
+    assert path in str(raised.value)
+    for name in ("self", "inner", "deep"):
+        bad.pop(name, None)
+    bad["inner"] = {"mended": True}  # the same dict objects, now plain JSON
+    batcher.enqueue(path, [cast(SessionStoreEntry, bad)])
+    await batcher.close()
+    assert await store.load(main_key(session_id)) == [bad]
+
+
 @pytest.mark.parametrize(
     ("settings", "error", "match"),
     [
