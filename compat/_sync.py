@@ -82,8 +82,29 @@ class _Bound:
     def _make(self, backend: str) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _idle(self) -> bool:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _idle(self) -> bool:
+        """No task waits on the native object (Event, Semaphore); Lock and CapacityLimiter also check holders."""
+        if self._backend == "trio":
+            return not self._native.statistics().tasks_waiting
+        return all(waiter.done() for waiter in self._native._waiters or ())
+
+
+class _CountingBound(_Bound):
+    """CapacityLimiter and Semaphore: both wrap an ``asyncio.Semaphore`` on asyncio, so one ``acquire`` serves."""
+
+    __slots__ = ()
+
+    def acquire(self) -> Awaitable[Any]:
+        """Take a token / slot, waiting (FIFO) while none is free (prefer ``async with``)."""
+        # the guard of CapacityLimiter.native() written out: calling it would add a frame to every acquire
+        native = self._native
+        if _thread_local.name is not self._bound_under:
+            native = self._bind()
+        elif self._asyncio and native._value <= 0:
+            _drop_stale_loop(native)
+        return native.acquire()  # type: ignore[no-any-return]
+
+    __aenter__ = acquire
 
 
 class Lock(_Bound):
@@ -99,12 +120,7 @@ class Lock(_Bound):
         return trio_module().Lock() if backend == "trio" else asyncio.Lock()
 
     def _idle(self) -> bool:
-        return not self._native.locked() and not self._has_waiters()
-
-    def _has_waiters(self) -> bool:
-        if self._backend == "trio":
-            return bool(self._native.statistics().tasks_waiting)
-        return any(not waiter.done() for waiter in self._native._waiters or ())
+        return not self._native.locked() and super()._idle()
 
     def acquire(self) -> Awaitable[Any]:
         """Acquire the lock (prefer ``async with``)."""
@@ -159,11 +175,6 @@ class Event(_Bound):
             native.set()
         return native
 
-    def _idle(self) -> bool:
-        if self._backend == "trio":
-            return not self._native.statistics().tasks_waiting
-        return all(waiter.done() for waiter in self._native._waiters)
-
     def set(self) -> None:
         """Set the flag and wake every waiter (sync; safe before the event was ever awaited)."""
         self._flag = True
@@ -202,7 +213,7 @@ class _SetEvent(Event):
     wait = staticmethod(_already_set)
 
 
-class CapacityLimiter(_Bound):
+class CapacityLimiter(_CountingBound):
     """At most ``total_tokens`` holders at once: ``async with limiter:``.
 
     asyncio: an ``asyncio.Semaphore`` (FIFO; a task may hold several tokens and any task may release one).
@@ -240,17 +251,6 @@ class CapacityLimiter(_Bound):
             _drop_stale_loop(native)
         return native
 
-    def acquire(self) -> Awaitable[Any]:
-        """Take a token, waiting while none is free (prefer ``async with``; trio: one token per task)."""
-        native = self._native
-        if _thread_local.name is not self._bound_under:
-            native = self._bind()
-        elif self._asyncio and native._value <= 0:
-            _drop_stale_loop(native)
-        return native.acquire()  # type: ignore[no-any-return]
-
-    __aenter__ = acquire
-
     def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Awaitable[None]:
@@ -284,7 +284,7 @@ class CapacityLimiter(_Bound):
         return self._total - self.borrowed_tokens
 
 
-class Semaphore(_Bound):
+class Semaphore(_CountingBound):
     """A counter of free slots: ``async with sem:``, ``await sem.acquire()``, ``sem.release()``, ``sem.value``.
 
     Unlike :class:`CapacityLimiter`, a slot is not tied to a task on either backend: any task (or sync code) may
@@ -318,22 +318,6 @@ class Semaphore(_Bound):
         native = asyncio.BoundedSemaphore(self._max)
         native._value = value
         return native
-
-    def _idle(self) -> bool:
-        if self._backend == "trio":
-            return not self._native.statistics().tasks_waiting
-        return all(waiter.done() for waiter in self._native._waiters or ())
-
-    def acquire(self) -> Awaitable[Any]:
-        """Take a slot, waiting (FIFO) while ``value`` is 0."""
-        native = self._native
-        if _thread_local.name is not self._bound_under:
-            native = self._bind()
-        elif self._asyncio and native._value <= 0:
-            _drop_stale_loop(native)
-        return native.acquire()  # type: ignore[no-any-return]
-
-    __aenter__ = acquire
 
     def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
