@@ -13,7 +13,10 @@ import os
 import pytest
 from soak import SOAK, SOAK_ENV
 
-pytest_plugins = ["servers"]  # throwaway PostgreSQL / Redis servers (tests/servers.py)
+pytest_plugins = [
+    "servers",  # throwaway PostgreSQL / Redis servers (tests/servers.py)
+    "temp_dirs",  # the temp_root fixture: tempfile pointed at a per-test folder (tests/temp_dirs.py)
+]
 
 BACKENDS = ("asyncio", "trio")
 _MARKS = {"asyncio": pytest.mark.asyncio, "trio": pytest.mark.trio}

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import pytest
 from checkpoints import running_tasks
 from faulty import FaultyStore, InjectedFailure
 from soak import scaled
+from temp_dirs import leftovers
 from transcript_factories import agent_metadata, conversation, custom_title, key_for, new_id, seed, write_jsonl
 
 import compat
@@ -78,19 +78,6 @@ def real_store(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
 @pytest.fixture
 def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batcher_module, "MIRROR_APPEND_BACKOFF_S", (0.001, 0.002))
-
-
-@pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
-
-
-def leftovers(temp_root: Path) -> list[str]:
-    """What resume left in the temp root (sync: the tests are async)."""
-    return sorted(path.name for path in temp_root.iterdir())
 
 
 async def close_store(store: SessionStore) -> None:

@@ -2,8 +2,8 @@
 
 The Claude-CLI specific copying of credentials and settings (§7.10) and the client wiring (§7.11) are not part of
 this project; ``seed_config_dir`` is the hook that replaces them. Every async test runs under asyncio and trio.
-Temp dirs are created under a per-test folder (``tempfile.tempdir`` is pointed there), so "nothing leaked" is
-"that folder is empty".
+Temp dirs are created under a per-test folder (the ``temp_root`` fixture of ``tests/temp_dirs.py`` points
+``tempfile.tempdir`` there), so "nothing leaked" is "that folder is empty".
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import fields
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temp_dirs import leftovers
 
 import compat
 from session_store import resume as resume_module
@@ -118,19 +118,6 @@ class MinimalStore:
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
         return self.sessions.get(key["session_id"])
-
-
-@pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where materialize_resume_session's temp dirs go during the test."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
-
-
-def leftovers(temp_root: Path) -> list[str]:
-    return sorted(path.name for path in temp_root.iterdir())
 
 
 async def materialize(store: Any, **options: Any) -> MaterializedResume | None:
