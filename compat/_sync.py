@@ -89,6 +89,14 @@ class _Bound:
         return all(waiter.done() for waiter in self._native._waiters or ())
 
 
+def _release_on_exit(
+    self: _Bound, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> Awaitable[None]:
+    """``__aexit__`` of Lock and CapacityLimiter: release the native object; there is nothing to await."""
+    self._native.release()
+    return _COMPLETED
+
+
 class _CountingBound(_Bound):
     """CapacityLimiter and Semaphore: both wrap an ``asyncio.Semaphore`` on asyncio, so one ``acquire`` serves."""
 
@@ -133,11 +141,7 @@ class Lock(_Bound):
 
     __aenter__ = acquire
 
-    def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Awaitable[None]:
-        self._native.release()
-        return _COMPLETED
+    __aexit__ = _release_on_exit
 
     def release(self) -> None:
         """Release the lock (trio: only from the owning task)."""
@@ -251,11 +255,7 @@ class CapacityLimiter(_CountingBound):
             _drop_stale_loop(native)
         return native
 
-    def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> Awaitable[None]:
-        self._native.release()
-        return _COMPLETED
+    __aexit__ = _release_on_exit
 
     def release(self) -> None:
         """Give a token back (trio: only the task that borrowed it; asyncio: any task)."""
