@@ -119,6 +119,17 @@ def make_eager_batcher(store: Any, on_error: Any = None) -> TranscriptMirrorBatc
     return build_mirror_batcher(store, PROJECTS_DIR, on_error or ErrorLog(), flush_mode="eager")
 
 
+async def eager_batcher_sending_1(gate: compat.Event) -> tuple[FakeStore, TranscriptMirrorBatcher]:
+    """An eager batcher whose background flush of ``entries(1)`` is inside ``store.append()`` when this returns,
+    held there until ``gate`` is set (later appends do not block)."""
+    store = FakeStore(gate=gate, block_first_only=True)
+    batcher = make_eager_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1))
+    with compat.fail_after(WAIT_LIMIT_S):
+        await store.started.wait()
+    return store, batcher
+
+
 async def wait_until(condition: Callable[[], bool]) -> None:
     with compat.fail_after(WAIT_LIMIT_S):
         while not condition():
@@ -286,11 +297,7 @@ async def test_background_flushes_never_interleave_or_duplicate() -> None:
 
 async def test_explicit_flush_waits_for_a_background_flush_in_progress() -> None:
     gate = compat.Event()
-    store = FakeStore(gate=gate, block_first_only=True)
-    batcher = make_eager_batcher(store)
-    batcher.enqueue(transcript_path(), entries(1))
-    with compat.fail_after(WAIT_LIMIT_S):
-        await store.started.wait()  # the background flush of [1] is inside append()
+    store, batcher = await eager_batcher_sending_1(gate)
     batcher.enqueue(transcript_path(), entries(2))
     batcher.enqueue(transcript_path(), entries(3))
     async with compat.create_task_group() as tg:
@@ -577,11 +584,7 @@ async def test_flush_cancelled_inside_on_error_leaves_the_batcher_usable(no_back
 
 
 async def test_cancelled_background_flush_gives_its_frames_back_to_close() -> None:
-    store = FakeStore(gate=compat.Event(), block_first_only=True)
-    batcher = make_eager_batcher(store)
-    batcher.enqueue(transcript_path(), entries(1))
-    with compat.fail_after(WAIT_LIMIT_S):
-        await store.started.wait()
+    store, batcher = await eager_batcher_sending_1(compat.Event())
     [handle] = batcher._background  # the one background flush, blocked in append()
     handle.cancel()
     await handle.wait()
@@ -673,11 +676,7 @@ async def test_behind_a_slow_store_one_flush_sends_one_waits_and_order_holds() -
 
 async def test_an_explicit_flush_behind_a_waiting_background_flush_keeps_enqueue_order() -> None:
     gate = compat.Event()
-    store = FakeStore(gate=gate, block_first_only=True)
-    batcher = make_eager_batcher(store)
-    batcher.enqueue(transcript_path(), entries(1))
-    with compat.fail_after(WAIT_LIMIT_S):
-        await store.started.wait()  # flush of [1] is in append(); the next one will wait for the lock
+    store, batcher = await eager_batcher_sending_1(gate)  # the next flush will wait for the lock
     batcher.enqueue(transcript_path(), entries(2))
     async with compat.create_task_group() as tg:
         tg.start_soon(batcher.flush)  # takes [2] (and whatever else it finds under the lock)
@@ -692,11 +691,7 @@ async def test_an_explicit_flush_behind_a_waiting_background_flush_keeps_enqueue
 
 async def test_a_waiting_background_flush_cancelled_loses_nothing_and_frees_its_slot() -> None:
     gate = compat.Event()
-    store = FakeStore(gate=gate, block_first_only=True)
-    batcher = make_eager_batcher(store)
-    batcher.enqueue(transcript_path(), entries(1))
-    with compat.fail_after(WAIT_LIMIT_S):
-        await store.started.wait()
+    store, batcher = await eager_batcher_sending_1(gate)
     [sending] = list(batcher._background)
     batcher.enqueue(transcript_path(), entries(2))
     batcher.enqueue(transcript_path(), entries(3))  # rides along with the waiting flush of [2]

@@ -473,11 +473,9 @@ SQLITE_OPERATIONS: dict[str, CaseBuilder] = {
 
 
 @pytest.fixture
-def checkpoints(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Checkpoints:
+def checkpoints(monkeypatch: pytest.MonkeyPatch, temp_root: Path) -> Checkpoints:
+    """Checkpoints instrumented, short retry backoff, and temp dirs under ``temp_root`` (what ``temp_dirs()`` lists)."""
     monkeypatch.setattr(batcher_module, "MIRROR_APPEND_BACKOFF_S", (0.001, 0.001))
-    temp_root = tmp_path / "tmp"
-    temp_root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
     instrumented = Checkpoints()
     instrumented.install(monkeypatch)
     return instrumented

@@ -152,6 +152,12 @@ def sqlite_url(path: Path) -> str:
     return "sqlite:///" + str(path)
 
 
+def unopenable_sqlite_url(tmp_path: Path) -> str:
+    """A SQLite store URL whose database cannot be created: its folder is a file (every append fails)."""
+    (tmp_path / "not-a-folder").write_text("")
+    return sqlite_url(tmp_path / "not-a-folder" / "sessions.db")
+
+
 @pytest.fixture
 def claude_home(tmp_path: Path) -> ClaudeHome:
     workdir = tmp_path / "app"
@@ -576,8 +582,7 @@ def test_mirror_reports_batches_the_store_rejects_and_exits_1(
     run: Cli, claude_home: ClaudeHome, tmp_path: Path
 ) -> None:
     claude_home.session("Nowhere to go")
-    (tmp_path / "not-a-folder").write_text("")
-    broken_store = sqlite_url(tmp_path / "not-a-folder" / "sessions.db")
+    broken_store = unopenable_sqlite_url(tmp_path)
 
     result = run("--store", broken_store, "--json", "mirror", "--once", "--from-start", store=False)
 
@@ -774,8 +779,7 @@ def test_verbose_shows_the_library_log_that_is_hidden_by_default(
     run: Cli, claude_home: ClaudeHome, tmp_path: Path
 ) -> None:
     claude_home.session("Nowhere to go")
-    (tmp_path / "not-a-folder").write_text("")
-    broken_store = sqlite_url(tmp_path / "not-a-folder" / "sessions.db")
+    broken_store = unopenable_sqlite_url(tmp_path)
 
     quiet = run("--store", broken_store, "mirror", "--once", "--from-start", store=False)
     verbose = run("--store", broken_store, "mirror", "--once", "--from-start", "--verbose", store=False)

@@ -39,12 +39,21 @@ async def _work(log: list[str], steps: int = 3) -> str:
     return "result"
 
 
+async def _scenario_task(body: Body, log: list[str]) -> None:
+    """Run ``body``; if it returns, log ``Task.cancelling()`` (a swallowed timeout must leave it at 0), then wait."""
+    task = asyncio.current_task()
+    assert task is not None
+    await body(log)
+    log.append(f"cancelling={task.cancelling()}")
+    await asyncio.sleep(5)
+
+
 def _cancel_after_steps(body: Body, steps: int) -> tuple[bool, str, list[str]]:
     """Run ``body`` in a task, cancel it after ``steps`` loop iterations; return (cancel issued, outcome, log)."""
 
     async def main() -> tuple[bool, str, list[str]]:
         log: list[str] = []
-        task = asyncio.create_task(body(log))
+        task = asyncio.create_task(_scenario_task(body, log))
         await _yield_times(steps)
         issued = task.cancel()
         try:
@@ -59,57 +68,39 @@ def _cancel_after_steps(body: Body, steps: int) -> tuple[bool, str, list[str]]:
 
 
 # --- asyncio timeouts vs an outer task.cancel() landing at every loop iteration ---------------------------------
+# Each scenario is the body of a task: _scenario_task logs Task.cancelling() after it, then waits to be cancelled.
 
 
 async def _fail_after_zero(log: list[str]) -> None:
     with compat.fail_after(0):
         await _yield_times(3)
-    await asyncio.sleep(5)
 
 
 async def _move_on_after_zero(log: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
     with compat.move_on_after(0):
         await _yield_times(3)
-    log.append(f"cancelling={task.cancelling()}")
-    await asyncio.sleep(5)
 
 
 async def _nested_scopes_expiring_together(log: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
     with compat.move_on_after(0):
         await _yield_times(1)
         with compat.fail_after(0):
             await _yield_times(3)
-    log.append(f"cancelling={task.cancelling()}")
-    await asyncio.sleep(5)
 
 
 async def _shield_inside_expired_scope(log: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
     with compat.move_on_after(0):
         await compat.shield(_work, log)
-    log.append(f"cancelling={task.cancelling()}")
-    await asyncio.sleep(5)
 
 
 async def _task_group_inside_expired_scope(log: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
     with compat.move_on_after(0):
         async with compat.create_task_group() as tg:
             tg.start_soon(_yield_times, 3)
             await _yield_times(1)
-    log.append(f"cancelling={task.cancelling()}")
-    await asyncio.sleep(5)
 
 
 async def _asyncio_timeout_inside_expired_scope(log: list[str]) -> None:
-    task = asyncio.current_task()
-    assert task is not None
     with compat.move_on_after(0):
         await _yield_times(1)
         try:
@@ -117,8 +108,6 @@ async def _asyncio_timeout_inside_expired_scope(log: list[str]) -> None:
                 await _yield_times(3)
         except TimeoutError:
             log.append("asyncio.timeout fired")
-    log.append(f"cancelling={task.cancelling()}")
-    await asyncio.sleep(5)
 
 
 @pytest.mark.parametrize(

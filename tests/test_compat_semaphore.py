@@ -8,6 +8,7 @@ import dataclasses
 import anyio
 import pytest
 import trio
+from holders import peak_holders
 
 import compat
 
@@ -113,20 +114,7 @@ async def test_waiters_are_served_first_come_first_served() -> None:
 
 async def test_semaphore_bounds_concurrency_exactly() -> None:
     semaphore = compat.Semaphore(3, max_value=3)
-    inside = peak = 0
-
-    async def work() -> None:
-        nonlocal inside, peak
-        async with semaphore:
-            inside += 1
-            peak = max(peak, inside)
-            await compat.sleep(0.002)
-            inside -= 1
-
-    async with compat.create_task_group() as tg:
-        for _ in range(10):
-            tg.start_soon(work)
-    assert peak == 3
+    assert await peak_holders(semaphore, 10, hold_s=0.002) == 3
     assert semaphore.value == 3
 
 

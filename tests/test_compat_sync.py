@@ -8,6 +8,7 @@ import math
 
 import pytest
 import trio
+from holders import peak_holders
 
 import compat
 
@@ -135,22 +136,7 @@ async def test_lock_is_fifo_fair() -> None:
 
 
 async def test_lock_excludes() -> None:
-    lock = compat.Lock()
-    inside = 0
-    peak = 0
-
-    async def worker() -> None:
-        nonlocal inside, peak
-        async with lock:
-            inside += 1
-            peak = max(peak, inside)
-            await compat.sleep(0)
-            inside -= 1
-
-    async with compat.create_task_group() as tg:
-        for _ in range(20):
-            tg.start_soon(worker)
-    assert peak == 1
+    assert await peak_holders(compat.Lock(), 20) == 1
 
 
 def test_trio_lock_is_owner_checked() -> None:
@@ -197,22 +183,8 @@ async def test_event_wakes_every_waiter() -> None:
 
 async def test_capacity_limiter_bounds_concurrency_exactly() -> None:
     limiter = compat.CapacityLimiter(4)
-    active = 0
-    peak = 0
     borrowed: list[int] = []
-
-    async def worker() -> None:
-        nonlocal active, peak
-        async with limiter:
-            active += 1
-            peak = max(peak, active)
-            borrowed.append(limiter.borrowed_tokens)
-            await compat.sleep(0.002)
-            active -= 1
-
-    async with compat.create_task_group() as tg:
-        for _ in range(30):
-            tg.start_soon(worker)
+    peak = await peak_holders(limiter, 30, hold_s=0.002, while_held=lambda: borrowed.append(limiter.borrowed_tokens))
     assert peak == 4
     assert max(borrowed) == 4
     assert limiter.borrowed_tokens == 0

@@ -11,7 +11,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any, Protocol
 
 import pytest
+from temp_dirs import leftovers
 from transcript_factories import conversation, key_for, new_id, seed
 
 import session_store
@@ -63,15 +63,6 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
 
 
 @pytest.fixture
-def temp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the temp config dirs go during the test, so "nothing leaked" is "this folder is empty"."""
-    root = tmp_path / "tmp"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
-
-
-@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fake home directory with no Claude config, no auth variables, and no Keychain."""
     fake_home = tmp_path / "home"
@@ -97,10 +88,6 @@ async def materialize_ok(options: object, **kwargs: Any) -> sdk.MaterializedResu
 
 def credentials(refresh_token: str = "refresh-secret") -> str:
     return json.dumps({"claudeAiOauth": {"accessToken": "access", "refreshToken": refresh_token}})
-
-
-def leftovers(root: Path) -> list[str]:
-    return sorted(path.name for path in root.iterdir())
 
 
 def mode(path: Path) -> int:
