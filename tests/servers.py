@@ -13,6 +13,7 @@ fixtures:
 - ``redis_cluster``: a throwaway 3-master Redis Cluster on free loopback ports (``redis-server
   --cluster-enabled yes --appendonly yes`` x3 in temp dirs, joined by ``redis-cli --cluster create``, ready once
   every node reports ``cluster_state:ok``); stopped at the end. Needs ``redis-cli`` (Debian ``redis-tools``).
+  Its ``node_serving(key)`` is the master serving a key's slot, for tests that stop that one.
 - ``postgres_server_factory`` / ``redis_server_factory``: start a *private* server that a test may stop and
   start again (outage tests). Never reused from the environment: stopping someone else's server is not ours
   to do. ``restartable_postgres`` / ``restartable_redis`` give each test module one such server.
@@ -259,6 +260,11 @@ class RedisServer:
         except OSError:
             return False
 
+    @property
+    def running(self) -> bool:
+        """Started by :meth:`start` and not stopped since (it may still have died on its own)."""
+        return self._process is not None
+
     def stop(self, *, crash: bool = False) -> None:
         """Stop the server: SIGTERM, or SIGKILL with ``crash=True`` (only fsynced writes survive)."""
         if self._process is None:
@@ -370,6 +376,41 @@ class RedisClusterServers:
 
     def wait_until_ok(self) -> None:
         _wait_until(self.state_ok, "Redis Cluster (cluster_state:ok on every node)")
+
+    def _a_running_node(self) -> RedisServer:
+        for node in self.nodes:
+            if node.running:
+                return node
+        raise RuntimeError("no node of the cluster is running")
+
+    def _cli(self, node: RedisServer, *args: str) -> str:
+        command = [self.cli, "-p", str(node.port), *args]
+        completed = subprocess.run(command, capture_output=True, text=True, check=False, timeout=30)
+        if completed.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stdout}\n{completed.stderr}")
+        return completed.stdout
+
+    def slot_ranges(self) -> dict[int, list[tuple[int, int]]]:
+        """Port of each master -> the slot ranges it serves, as ``CLUSTER NODES`` on a running node reports them."""
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for line in self._cli(self._a_running_node(), "cluster", "nodes").splitlines():
+            fields = line.split()
+            if len(fields) < 8 or "master" not in fields[2].split(","):
+                continue
+            port = int(fields[1].partition("@")[0].rpartition(":")[2])
+            ranges[port] = [
+                (int(low), int(high or low))
+                for low, _, high in (field.partition("-") for field in fields[8:] if not field.startswith("["))
+            ]
+        return ranges
+
+    def node_serving(self, key: str) -> RedisServer:
+        """The master that serves ``key``'s slot (``CLUSTER KEYSLOT``, then :meth:`slot_ranges`)."""
+        slot = int(self._cli(self._a_running_node(), "cluster", "keyslot", key).strip())
+        for port, ranges in self.slot_ranges().items():
+            if any(low <= slot <= high for low, high in ranges):
+                return next(node for node in self.nodes if node.port == port)
+        raise RuntimeError(f"no master serves slot {slot} of {key!r}")
 
     def destroy(self) -> None:
         for node in self.nodes:
