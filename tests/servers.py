@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -55,12 +56,35 @@ def _missing(what: str, reuse_env: str) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+CLUSTER_BUS_PORT_OFFSET = 10000  # a cluster node also listens on port + 10000, so its port must be <= 55535
+
+
+def free_port(*, cluster_bus: bool = False) -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now.
+
+    With ``cluster_bus``, a port whose Redis Cluster bus port (port + 10000) is free too: drawn from 10000-22767,
+    so both lie below Linux's default ephemeral range (32768-60999), where the kernel picks ports for ``bind(0)``
+    and outgoing connections (a port from there can be above 55535, which redis-server refuses in cluster mode).
+    """
+    if not cluster_bus:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    for _ in range(200):
+        candidate = random.randint(10000, 32767 - CLUSTER_BUS_PORT_OFFSET)
+        if _bindable(candidate) and _bindable(candidate + CLUSTER_BUS_PORT_OFFSET):
+            return candidate
+    raise RuntimeError("no free pair of ports (port, port + 10000) between 10000 and 32767 on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _wait_until(ready: Callable[[], bool], what: str, log: Path | None = None) -> None:
@@ -82,7 +106,7 @@ def _start_on_a_free_port(server: PostgresServer | RedisServer, attempts: int = 
         except RuntimeError:
             if attempt == attempts - 1:
                 raise
-            server.port = free_port()
+            server.port = free_port(cluster_bus=isinstance(server, RedisServer) and server.cluster_bus)
 
 
 def _private_dir(prefix: str, owner: str | None) -> Path:
@@ -214,12 +238,13 @@ def postgres_url(postgres_server_factory: Callable[[], PostgresServer]) -> Itera
 class RedisServer:
     """One throwaway ``redis-server`` on 127.0.0.1; ``durable`` turns on an always-fsynced append-only file."""
 
-    def __init__(self, executable: str, *, durable: bool) -> None:
+    def __init__(self, executable: str, *, durable: bool, cluster_bus: bool = False) -> None:
         self.executable = executable
         self.durable = durable
+        self.cluster_bus = cluster_bus
         self.base_dir = _private_dir("session-store-redis-", None)
         self.log_file = self.base_dir / "server.log"
-        self.port = free_port()
+        self.port = free_port(cluster_bus=cluster_bus)
         self._process: subprocess.Popen[bytes] | None = None
         self.extra_options: list[str] = []
 
@@ -347,7 +372,7 @@ class RedisClusterServers:
 
     def __init__(self, executable: str, cli: str, masters: int = 3) -> None:
         self.cli = cli
-        self.nodes = [RedisServer(executable, durable=True) for _ in range(masters)]
+        self.nodes = [RedisServer(executable, durable=True, cluster_bus=True) for _ in range(masters)]
         for node in self.nodes:
             node.extra_options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
 
