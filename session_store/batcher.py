@@ -142,6 +142,17 @@ _Buffer = dict[str, list[SessionStoreEntry]]
 """Buffered frames, grouped by file path: path -> the batcher's own list of its entries (first-seen order)."""
 
 
+def _checked_path(file_path: object) -> str:
+    """``file_path`` as a str path, or ``TypeError`` naming it (a bytes path would fail every later flush)."""
+    path = os.fspath(file_path) if isinstance(file_path, (str, os.PathLike)) else file_path
+    if not isinstance(path, str):
+        raise TypeError(
+            f"cannot mirror a frame for file_path {file_path!r}: it must be a str or os.PathLike path of str, "
+            f"got {type(file_path).__name__}" + ("; decode it with os.fsdecode()" if isinstance(path, bytes) else "")
+        )
+    return path
+
+
 def _extend_buffer(older: _Buffer, newer: _Buffer) -> _Buffer:
     """Append ``newer``'s entries to ``older``'s, path by path (``older`` is changed and returned)."""
     for file_path, entries in newer.items():
@@ -221,6 +232,7 @@ class TranscriptMirrorBatcher:
         buffered then. The batcher keeps its own copy of the list. Crossing a threshold spawns a task, which
         needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
         """
+        path = file_path if type(file_path) is str else _checked_path(file_path)
         try:
             if type(entries) is not list:
                 check_entry_list(entries)  # raises TypeError naming what was passed
@@ -241,7 +253,6 @@ class TranscriptMirrorBatcher:
                 f"cannot mirror the frame for {file_path!r}: JSON has no cycles, and an entry holds itself or is "
                 f"nested too deeply ({error}); send plain JSON data"
             ) from error
-        path = file_path if type(file_path) is str else os.fspath(file_path)
         buffered = self._pending.get(path)
         if buffered is None:
             self._pending[path] = list(entries)
@@ -368,7 +379,12 @@ class TranscriptMirrorBatcher:
         try:
             for file_path, entries in by_path.items():
                 if entries:
-                    await self._send_path(file_path, entries)
+                    try:
+                        await self._send_path(file_path, entries)
+                    except Exception as exc:  # defensive: a bug here must not take the other paths down too
+                        message = f"dropped {len(entries)} entries for {file_path!r}: {type(exc).__name__}: {exc}"
+                        logger.error("[TranscriptMirrorBatcher] %s", message)
+                        self._unreported.append(MirrorError(None, message))
                 del unsent[file_path]
         except BaseException as exc:
             if not isinstance(exc, Exception):  # cancelled: the next flush sends these first

@@ -252,6 +252,77 @@ async def test_enqueue_keeps_its_own_copy_of_the_frame_list() -> None:
     assert store.appended_ids() == [1]
 
 
+async def test_a_pathlike_and_a_str_path_of_one_file_share_one_buffer() -> None:
+    store = FakeStore()
+    batcher = make_batcher(store)
+    batcher.enqueue(Path(transcript_path()), entries(1))  # type: ignore[arg-type]  # PathLike on purpose
+    batcher.enqueue(transcript_path(), entries(2))
+    batcher.enqueue(Path(transcript_path()), entries(3))  # type: ignore[arg-type]
+    await batcher.flush()
+    assert store.appends == [(main_key(), entries(1, 2, 3))]
+
+
+@pytest.mark.parametrize(
+    ("file_path", "named", "fix"),
+    [
+        (f"{PROJECTS_DIR}/proj/sid-1.jsonl".encode(), "bytes", "os.fsdecode()"),
+        (7, "int", "str or os.PathLike path of str"),
+        (None, "NoneType", "str or os.PathLike path of str"),
+    ],
+)
+async def test_enqueue_refuses_a_path_that_is_not_a_str_path_naming_it(file_path: Any, named: str, fix: str) -> None:
+    store = FakeStore()
+    batcher = make_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1))
+    with pytest.raises(TypeError, match="file_path") as raised:
+        batcher.enqueue(file_path, entries(2))
+    assert repr(file_path) in str(raised.value) and named in str(raised.value) and fix in str(raised.value)
+    await batcher.close()  # a bytes path used to be buffered and sink the whole flush, good paths included
+    assert store.appends == [(main_key(), entries(1))]
+
+
+class KeepingStore:
+    """Keeps the very list objects it is given (as a store that stores rows by reference would); the first call
+    blocks until cancelled."""
+
+    def __init__(self) -> None:
+        self.given: list[list[SessionStoreEntry]] = []
+        self.kept: list[list[SessionStoreEntry]] = []
+        self.started = compat.Event()
+
+    async def append(self, key: SessionKey, batch: list[SessionStoreEntry]) -> None:
+        self.given.append(batch)
+        if len(self.given) == 1:
+            self.started.set()
+            await compat.Event().wait()  # never set: only a cancellation gets out
+        self.kept.append(batch)
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        return None
+
+
+async def test_lists_handed_to_the_store_never_change_afterwards() -> None:
+    store = KeepingStore()
+    batcher = make_batcher(store)
+    batcher.enqueue(transcript_path(), entries(1, 2))
+    batcher.enqueue(transcript_path("other"), entries(9))
+    flushing = compat.spawn_detached(batcher.flush())
+    with compat.fail_after(WAIT_LIMIT_S):
+        await store.started.wait()
+    flushing.cancel()  # cancelled inside the first append, which still holds its list
+    await flushing.wait()
+    assert store.kept == [] and batcher._detached == {
+        transcript_path(): entries(1, 2),
+        transcript_path("other"): entries(9),
+    }
+    batcher.enqueue(transcript_path(), entries(3))  # same path: extends the batcher's own list, not the store's
+    await batcher.flush()
+    batcher.enqueue(transcript_path(), entries(4))  # after a success: a new list, not the one the store kept
+    await batcher.close()
+    assert [ids_of(batch) for batch in store.given] == [[1, 2], [1, 2, 3], [9], [4]]
+    assert len({id(batch) for batch in store.given}) == 4
+
+
 async def test_crossing_the_entry_threshold_starts_a_background_flush() -> None:
     store = FakeStore()
     batcher = make_batcher(store, max_pending_entries=5)
@@ -455,6 +526,29 @@ async def test_flush_swallows_an_unexpected_error_inside_the_send(
         await batcher.flush()
         await batcher.close()
     assert "internal bug" in caplog.text
+
+
+async def test_a_path_the_send_cannot_handle_is_reported_and_the_other_paths_still_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = batcher_module.file_path_to_session_key
+
+    def breaks_on_b(file_path: str, projects_dir: str) -> SessionKey | None:
+        if "/b.jsonl" in file_path:
+            raise RuntimeError("internal bug on b")
+        return real(file_path, projects_dir)
+
+    monkeypatch.setattr(batcher_module, "file_path_to_session_key", breaks_on_b)
+    on_error = ErrorLog()
+    store = FakeStore()
+    batcher = make_batcher(store, on_error)
+    for session, i in (("a", 1), ("b", 2), ("c", 3)):
+        batcher.enqueue(transcript_path(session), entries(i))
+    await batcher.flush()
+    assert store.appends == [(main_key("a"), entries(1)), (main_key("c"), entries(3))]
+    [(key, message)] = on_error.reports  # not silently lost: the dropped frame is reported
+    assert key is None
+    assert "1 entries" in message and transcript_path("b") in message and "internal bug on b" in message
 
 
 async def test_close_flushes_and_never_raises(no_backoff: None) -> None:
