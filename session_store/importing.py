@@ -41,7 +41,14 @@ from typing import IO, Any, cast
 import compat
 
 from .batcher import MAX_PENDING_BYTES, MAX_PENDING_ENTRIES
-from .keys import MAX_SANITIZED_LENGTH, canonicalize_path, default_projects_dir, sanitize_path, validate_session_key
+from .keys import (
+    MAX_SANITIZED_LENGTH,
+    canonicalize_path,
+    checked_directory,
+    default_projects_dir,
+    sanitize_path,
+    validate_session_key,
+)
 from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
 from .types import SessionKey, SessionStore, SessionStoreEntry
 from .validation import loads_strict_json, require_uuid
@@ -186,8 +193,9 @@ def find_session_file(
     folder, in name order.
     """
     root = Path(projects_dir)
+    directory = checked_directory(directory)
     if directory:
-        canonical = canonicalize_path(os.fspath(directory))
+        canonical = canonicalize_path(directory)
         for project_path in [canonical, *(p for p in _git_worktree_paths(canonical) if p != canonical)]:
             project_dir = _project_dir(root, project_path)
             found = _non_empty_transcript(project_dir, session_id) if project_dir else None
@@ -332,6 +340,7 @@ async def import_session_to_store(
         raise TypeError(f"batch_size must be an int (<= 0: the default, {MAX_PENDING_ENTRIES}), got {batch_size!r}")
     if not callable(getattr(store, "append", None)):
         raise TypeError(f"store must be a SessionStore with an append() method, got {type(store).__name__}")
+    directory = checked_directory(directory)
     root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
     found = await compat.run_sync(find_session_file, session_id, directory, root)
     if found is None:

@@ -115,13 +115,27 @@ def canonicalize_path(directory: str) -> str:
         return unicodedata.normalize("NFC", directory)
 
 
+def checked_directory(directory: object) -> str | None:
+    """``directory`` as a str path (None stays None), or ``TypeError`` naming it: a bytes path, say, would only
+    fail later, deep inside ``unicodedata``, with a message about neither."""
+    if directory is None:
+        return None
+    path = os.fspath(directory) if isinstance(directory, (str, os.PathLike)) else directory
+    if not isinstance(path, str):
+        fix = "; decode it with os.fsdecode()" if isinstance(path, bytes) else ""
+        raise TypeError(
+            "directory must be a str or os.PathLike path of str (or None for the cwd), got "
+            f"{type(directory).__name__} {directory!r}{fix}"
+        )
+    return path
+
+
 def project_key_for_directory(directory: str | os.PathLike[str] | None = None) -> str:
     """The default ``project_key`` for a working directory (the process cwd when None).
 
     The folder name the Claude CLI uses under ``projects/``: :func:`sanitize_path` of the canonical path.
     """
-    path = os.fspath(directory) if directory is not None else "."
-    return sanitize_path(canonicalize_path(path))
+    return sanitize_path(canonicalize_path(checked_directory(directory) or "."))
 
 
 def claude_config_dir(env: Mapping[str, str] | None = None) -> Path:

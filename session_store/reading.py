@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import compat
 
-from .keys import canonicalize_path, sanitize_path, validate_uuid
+from .keys import canonicalize_path, checked_directory, sanitize_path, validate_uuid
 from .metadata import parent_ids_from_agent_metadata, split_agent_metadata
 from .store_results import checked_store_result
 from .summary import fold_session_summary, iso_to_epoch_ms, summary_entry_to_session_info
@@ -93,7 +93,7 @@ class _Project:
 
     @classmethod
     def of(cls, directory: Directory) -> _Project:
-        path = canonicalize_path(os.fspath(directory) if directory else ".")
+        path = canonicalize_path(checked_directory(directory) or ".")
         return cls(path=path, key=sanitize_path(path))
 
     def session_key(self, session_id: str, subpath: str | None = None) -> SessionKey:

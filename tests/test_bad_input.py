@@ -404,6 +404,10 @@ BAD_MUTATIONS: list[Any] = [
     pytest.param(lambda s, i: fork_session_via_store(s, b"id"), TypeError, "session_id must be a str", id="bytes"),
     pytest.param(lambda s, i: delete_session_via_store(s, None), TypeError, "got NoneType", id="delete-none"),
     pytest.param(lambda s, i: delete_session_via_store(s, f" {i}"), ValueError, "Invalid session_id", id="space"),
+    pytest.param(lambda s, i: rename_session_via_store(s, i, "t", directory=b"/"), TypeError, "fsdecode", id="b-dir"),
+    pytest.param(lambda s, i: tag_session_via_store(s, i, "t", directory=3), TypeError, "got int 3", id="int-dir"),
+    pytest.param(lambda s, i: fork_session_via_store(s, i, directory=b"/"), TypeError, "directory", id="fork-b-dir"),
+    pytest.param(lambda s, i: delete_session_via_store(s, i, directory=b"/"), TypeError, "b'/'", id="delete-b-dir"),
 ]
 
 
@@ -431,6 +435,12 @@ BAD_READS: list[Any] = [
     pytest.param(lambda s, i: get_session_messages_from_store(s, i, offset=1.5), "offset must be an int", id="offset"),
     pytest.param(lambda s, i: list_sessions_from_store(s, limit="3"), "limit must be an int or None", id="list-limit"),
     pytest.param(lambda s, i: list_subagents_from_store(s, None), "got NoneType", id="subagents-none"),
+    pytest.param(
+        lambda s, i: list_sessions_from_store(s, directory=b"/"), r"got bytes b'/'.*fsdecode", id="list-b-dir"
+    ),
+    pytest.param(lambda s, i: get_session_info_from_store(s, i, directory=1.5), "directory", id="info-float-dir"),
+    pytest.param(lambda s, i: get_session_messages_from_store(s, i, directory=b"/"), "fsdecode", id="messages-b-dir"),
+    pytest.param(lambda s, i: list_subagents_from_store(s, i, directory=b"/"), "fsdecode", id="subagents-b-dir"),
 ]
 
 
@@ -454,6 +464,8 @@ async def test_a_read_with_arguments_of_the_wrong_type_names_them(call: Mutation
         pytest.param({"resume": SESSION, "load_timeout_ms": None}, TypeError, "milliseconds", id="none-timeout"),
         pytest.param({"resume": SESSION, "load_timeout_ms": math.nan}, ValueError, "math.inf", id="nan-timeout"),
         pytest.param({"resume": SESSION, "load_timeout_ms": True}, TypeError, "bool", id="bool-timeout"),
+        pytest.param({"resume": SESSION, "cwd": b"/"}, TypeError, "fsdecode", id="bytes-cwd"),
+        pytest.param({"continue_conversation": True, "cwd": 9}, TypeError, "got int 9", id="int-cwd"),
     ],
 )
 async def test_resume_with_bad_arguments_names_the_value_before_any_store_call(
@@ -564,6 +576,19 @@ async def test_a_directory_named_like_a_transcript_is_named_and_nothing_is_impor
     store = InMemorySessionStore()
     with pytest.raises(ValueError, match=f"{session_id}.jsonl is a directory"):
         await import_session_to_store(session_id, store, projects_dir=projects)
+    assert await dump(store) == await dump(InMemorySessionStore())
+
+
+@pytest.mark.parametrize("directory", [b"/", 4])
+async def test_an_import_directory_that_is_not_a_str_path_is_named_and_nothing_is_imported(
+    tmp_path: Path, directory: object
+) -> None:
+    projects = tmp_path / "projects"
+    session_id = new_id()
+    write_session(projects, session_id, GOOD)
+    store = InMemorySessionStore()
+    with pytest.raises(TypeError, match=f"directory must be a str .*, got {type(directory).__name__} {directory!r}"):
+        await import_session_to_store(session_id, store, directory=directory, projects_dir=projects)  # type: ignore[arg-type]
     assert await dump(store) == await dump(InMemorySessionStore())
 
 
