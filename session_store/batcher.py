@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 
 import compat
 
-from .keys import file_path_to_session_key
+from .keys import checked_path, file_path_to_session_key
 from .types import MirrorError, SessionKey, SessionStore, SessionStoreEntry, SessionStoreFlushMode
 from .validation import check_entry_list, require_number
 
@@ -142,17 +142,6 @@ _Buffer = dict[str, list[SessionStoreEntry]]
 """Buffered frames, grouped by file path: path -> the batcher's own list of its entries (first-seen order)."""
 
 
-def _checked_path(file_path: object) -> str:
-    """``file_path`` as a str path, or ``TypeError`` naming it (a bytes path would fail every later flush)."""
-    path = os.fspath(file_path) if isinstance(file_path, (str, os.PathLike)) else file_path
-    if not isinstance(path, str):
-        raise TypeError(
-            f"cannot mirror a frame for file_path {file_path!r}: it must be a str or os.PathLike path of str, "
-            f"got {type(file_path).__name__}" + ("; decode it with os.fsdecode()" if isinstance(path, bytes) else "")
-        )
-    return path
-
-
 def _extend_buffer(older: _Buffer, newer: _Buffer) -> _Buffer:
     """Append ``newer``'s entries to ``older``'s, path by path (``older`` is changed and returned)."""
     for file_path, entries in newer.items():
@@ -209,10 +198,7 @@ class TranscriptMirrorBatcher:
         if not callable(self.on_error):
             raise TypeError(f"on_error must be callable as on_error(key, message), got {self.on_error!r}")
         if not isinstance(self.projects_dir, str):
-            path = os.fspath(self.projects_dir) if isinstance(self.projects_dir, os.PathLike) else None
-            if not isinstance(path, str):
-                raise TypeError(f"projects_dir must be a str or os.PathLike path, got {self.projects_dir!r}")
-            self.projects_dir = path
+            self.projects_dir = checked_path(self.projects_dir, "projects_dir")
         if not require_number(self.send_timeout, "send_timeout", "seconds") > 0:
             raise ValueError(f"send_timeout must be a positive number of seconds, got {self.send_timeout!r}")
         for name in ("max_pending_entries", "max_pending_bytes"):
@@ -232,7 +218,7 @@ class TranscriptMirrorBatcher:
         buffered then. The batcher keeps its own copy of the list. Crossing a threshold spawns a task, which
         needs a running asyncio or trio loop (``compat.UnsupportedBackendError`` otherwise).
         """
-        path = file_path if type(file_path) is str else _checked_path(file_path)
+        path = file_path if type(file_path) is str else checked_path(file_path, "file_path")
         try:
             if type(entries) is not list:
                 check_entry_list(entries)  # raises TypeError naming what was passed

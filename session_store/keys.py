@@ -115,19 +115,21 @@ def canonicalize_path(directory: str) -> str:
         return unicodedata.normalize("NFC", directory)
 
 
-def checked_directory(directory: object) -> str | None:
-    """``directory`` as a str path (None stays None), or ``TypeError`` naming it: a bytes path, say, would only
-    fail later, deep inside ``unicodedata``, with a message about neither."""
-    if directory is None:
-        return None
-    path = os.fspath(directory) if isinstance(directory, (str, os.PathLike)) else directory
+def checked_path(value: object, name: str, none_means: str = "") -> str:
+    """``value`` as a str path, or ``TypeError`` naming ``name`` and the value (a bytes path, say, would only
+    fail later, deep inside ``os.path`` or ``unicodedata``, with a message about neither)."""
+    path = os.fspath(value) if isinstance(value, (str, os.PathLike)) else value
     if not isinstance(path, str):
         fix = "; decode it with os.fsdecode()" if isinstance(path, bytes) else ""
         raise TypeError(
-            "directory must be a str or os.PathLike path of str (or None for the cwd), got "
-            f"{type(directory).__name__} {directory!r}{fix}"
+            f"{name} must be a str or os.PathLike path of str{none_means}, got {type(value).__name__} {value!r}{fix}"
         )
     return path
+
+
+def checked_directory(directory: object) -> str | None:
+    """``directory`` as a str path (None, the cwd, stays None), or ``TypeError`` naming it."""
+    return None if directory is None else checked_path(directory, "directory", " (or None for the cwd)")
 
 
 def project_key_for_directory(directory: str | os.PathLike[str] | None = None) -> str:
@@ -168,6 +170,7 @@ def file_path_to_session_key(
       ``/``-joined, ``.jsonl`` stripped from the last part.
     - Anything else (outside ``projects_dir``, 1 or 3 parts, 2 parts without ``.jsonl``) -> None.
     """
+    file_path, projects_dir = checked_path(file_path, "file_path"), checked_path(projects_dir, "projects_dir")
     try:
         relative = os.path.relpath(file_path, projects_dir)
     except ValueError:  # different drives on Windows

@@ -46,7 +46,7 @@ from session_store import (
     tag_session_via_store,
 )
 from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
-from session_store.keys import project_key_for_directory
+from session_store.keys import file_path_to_session_key, project_key_for_directory
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry
 from session_store.watching import TranscriptFolderWatcher
 
@@ -507,6 +507,25 @@ def test_a_hostile_store_url_is_refused_by_name_before_anything_is_connected(
     with pytest.raises(error, match=match) as raised:
         open_store(url)  # type: ignore[arg-type]  # the wrong type under test
     assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        pytest.param(
+            lambda p: SQLiteSessionStore(os.fsencode(p)), "SQLite database path .*fsdecode", id="sqlite-bytes"
+        ),
+        pytest.param(lambda p: SQLiteSessionStore(3), "SQLite database path .*got int 3", id="sqlite-int"),
+        pytest.param(lambda p: file_path_to_session_key(os.fsencode(p), p), "file_path .*fsdecode", id="key-bytes"),
+        pytest.param(lambda p: file_path_to_session_key(p, None), "projects_dir .*got NoneType", id="key-none-dir"),
+    ],
+)
+def test_a_path_that_is_not_a_str_path_is_refused_by_name_and_creates_nothing(
+    tmp_path: Path, call: Callable[[str], object], match: str
+) -> None:
+    with pytest.raises(TypeError, match=match):
+        call(str(tmp_path / "x.db"))
+    assert os.listdir(tmp_path) == []  # a one-off check after the call
 
 
 async def test_a_sqlite_url_naming_a_directory_says_which_file_to_name_and_creates_nothing(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..keys import checked_path
 from ..types import (
     SessionKey,
     SessionStoreEntry,
@@ -124,8 +125,7 @@ class SQLiteSessionStore(ThreadedSessionStore):
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         super().__init__(max_threads=1)
-        if path is None:
-            path = default_database_path()
+        path = default_database_path() if path is None else checked_path(path, "the SQLite database path")
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
         self._conn: sqlite3.Connection | None = None
         self._open_lock = threading.Lock()
