@@ -479,7 +479,7 @@ def build_mirror_batcher(
     eager = flush_mode == "eager"
     return TranscriptMirrorBatcher(
         store=store,
-        projects_dir=os.fspath(projects_dir),
+        projects_dir=checked_path(projects_dir, "projects_dir"),
         on_error=on_error,
         max_pending_entries=0 if eager else MAX_PENDING_ENTRIES,
         max_pending_bytes=0 if eager else MAX_PENDING_BYTES,

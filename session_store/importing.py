@@ -344,7 +344,7 @@ async def import_session_to_store(
     root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
     found = await compat.run_sync(find_session_file, session_id, directory, root)
     if found is None:
-        where = f"the project of {os.fspath(directory)!r}" if directory else "any project"
+        where = f"the project of {directory!r}" if directory else "any project"
         raise FileNotFoundError(
             f"Session {session_id} not found in {where} under {root}; check the id, the directory, or CLAUDE_CONFIG_DIR"
         )
