@@ -57,6 +57,7 @@ from session_store.resume import MaterializedResume
 from session_store.summary import fold_session_summary
 
 from ._task_compat import TaskHandle, spawn_detached
+from .installer import TESTED_SDK_VERSIONS, UnsupportedSDKVersionError, install, installed, uninstall
 from .session_resume import (
     CLAUDE_CONFIG_SEED,
     _get_projects_dir,
@@ -92,6 +93,7 @@ __all__ = [
     "MIRROR_APPEND_BACKOFF_S",
     "MIRROR_APPEND_MAX_ATTEMPTS",
     "SEND_TIMEOUT_SECONDS",
+    "TESTED_SDK_VERSIONS",
     "ForkSessionResult",
     "InMemorySessionStore",
     "MaterializedResume",
@@ -107,6 +109,7 @@ __all__ = [
     "SessionSummaryEntry",
     "TaskHandle",
     "TranscriptMirrorBatcher",
+    "UnsupportedSDKVersionError",
     "_get_projects_dir",
     "_rmtree_with_retry",
     "_store_implements",
@@ -122,6 +125,8 @@ __all__ = [
     "get_session_messages_from_store",
     "get_subagent_messages_from_store",
     "import_session_to_store",
+    "install",
+    "installed",
     "list_sessions_from_store",
     "list_subagents_from_store",
     "materialize_resume_session",
@@ -132,5 +137,6 @@ __all__ = [
     "spawn_detached",
     "summary_entry_to_sdk_info",
     "tag_session_via_store",
+    "uninstall",
     "validate_session_store_options",
 ]
