@@ -49,7 +49,7 @@ __all__ = [
 
 SDK = "claude_agent_sdk"
 
-TESTED_SDK_VERSIONS = ("0.2.100", "0.2.190")
+TESTED_SDK_VERSIONS = ("0.2.95", "0.2.190")
 """The oldest and newest ``claude-agent-sdk`` versions ``nox -s sdk_e2e`` runs the end-to-end tests on."""
 
 SDK_MODULE_MAP = {
