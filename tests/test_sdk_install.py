@@ -9,6 +9,8 @@ through the same ``.pth`` line the wheel installs.
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import stat
 import subprocess
@@ -287,3 +289,115 @@ async def test_a_dropped_batch_is_the_sdks_mirror_error_message(
     assert {type(error) for error in errors} == {sdk.types.MirrorErrorMessage}
     assert all("the disk is full" in error.error and error.subtype == "mirror_error" for error in errors)
     assert {error.key["session_id"] for error in errors if error.key} == {result.session_id}
+
+
+# --- what the port answers that the stock SDK has not shipped, side by side with the SDK's own code -----------
+# Each test runs the SDK's function (install() not in force) and this project's on the same input; the README's
+# section "For users of the Claude Agent SDK" cites them by issue number.
+
+SESSION = "123e4567-e89b-12d3-a456-426614174000"
+
+
+async def test_issue_1168_store_keys_do_not_alias(clean: dict[tuple[str, str], object]) -> None:
+    from claude_agent_sdk._internal.session_store import InMemorySessionStore as SDKStore
+
+    written: dict[str, Any] = {"project_key": "a/b", "session_id": "c"}
+    other: dict[str, Any] = {"project_key": "a", "session_id": "b/c"}
+    entry = {"type": "user", "uuid": SESSION}
+    theirs, ours = SDKStore(), session_store.InMemorySessionStore()
+    await theirs.append(written, [entry])  # type: ignore[arg-type]
+    await ours.append(written, [entry])  # type: ignore[arg-type]
+    assert await theirs.load(other) == [entry]  # type: ignore[arg-type]  # the SDK: another key reads it
+    assert await ours.load(other) is None  # type: ignore[arg-type]
+
+
+async def test_issue_1216_append_is_idempotent_by_uuid(clean: dict[tuple[str, str], object]) -> None:
+    from claude_agent_sdk._internal.session_store import InMemorySessionStore as SDKStore
+
+    key: Any = {"project_key": "p", "session_id": SESSION}
+    entry = {"type": "user", "uuid": SESSION}
+    theirs, ours = SDKStore(), session_store.InMemorySessionStore()
+    for store in (theirs, ours):
+        await store.append(key, [entry])
+        await store.append(key, [entry])  # a retried batch
+    assert await theirs.load(key) == [entry, entry]
+    assert await ours.load(key) == [entry]
+
+
+async def test_issue_1177_invalid_session_ids_are_dropped_before_paging(
+    clean: dict[tuple[str, str], object], tmp_path: Path
+) -> None:
+    from claude_agent_sdk._internal.sessions import list_sessions_from_store as sdk_list
+
+    from session_store.keys import project_key_for_directory
+
+    store = session_store.InMemorySessionStore()
+    project = project_key_for_directory(str(tmp_path))
+    line = {"type": "user", "message": {"role": "user", "content": "hi"}, "timestamp": "2026-01-01T00:00:00Z"}
+    await store.append({"project_key": project, "session_id": SESSION}, [{**line, "uuid": SESSION}])
+    await store.append({"project_key": project, "session_id": "../not-a-uuid"}, [{**line, "uuid": "u"}])
+    theirs = await sdk_list(store, directory=str(tmp_path), limit=1)  # type: ignore[arg-type]
+    ours = await session_store.list_sessions_from_store(store, directory=str(tmp_path), limit=1)
+    assert [row.session_id for row in theirs] == ["../not-a-uuid"]  # the newest row, an id no reader accepts
+    assert [row.session_id for row in ours] == [SESSION]
+
+
+async def test_issue_1093_import_tolerates_a_corrupt_line_when_asked(
+    clean: dict[tuple[str, str], object], tmp_path: Path
+) -> None:
+    from claude_agent_sdk._internal.session_import import import_session_to_store as sdk_import
+
+    from session_store.keys import project_key_for_directory
+
+    projects = tmp_path / "config" / "projects"
+    folder = projects / project_key_for_directory(str(tmp_path / "work"))
+    folder.mkdir(parents=True)
+    good = {"type": "user", "uuid": SESSION, "message": {"role": "user", "content": "kept"}}
+    (folder / f"{SESSION}.jsonl").write_text(json.dumps(good) + '\n{"truncated\n', encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "config"))
+        with pytest.raises(json.JSONDecodeError):  # the SDK: the whole import fails, naming neither file nor line
+            await sdk_import(SESSION, sdk.InMemorySessionStore())
+    store = session_store.InMemorySessionStore()
+    with pytest.raises(ValueError, match=rf"{SESSION}\.jsonl:2: invalid transcript line"):
+        await session_store.import_session_to_store(SESSION, store, projects_dir=projects)
+    result = await session_store.import_session_to_store(SESSION, store, projects_dir=projects, skip_invalid_lines=True)
+    assert len(result.skipped_lines) == 1
+    assert await store.load({"project_key": result.project_key, "session_id": SESSION}) == [good]
+
+
+def test_issue_1215_store_methods_are_detected_on_the_instance(clean: dict[tuple[str, str], object]) -> None:
+    from claude_agent_sdk._internal.session_store_validation import _store_implements as sdk_implements
+
+    class Assembled(sdk.SessionStore):  # type: ignore[misc]  # the SDK's protocol, methods added at runtime
+        async def append(self, key: Any, entries: list[Any]) -> None: ...
+
+        async def load(self, key: Any) -> None: ...
+
+    store = Assembled()
+
+    async def list_sessions(project_key: str) -> list[Any]:
+        return []
+
+    store.list_sessions = list_sessions  # type: ignore[method-assign]
+    assert not sdk_implements(store, "list_sessions")
+    assert session_store.store_implements(store, "list_sessions")
+
+
+def test_issue_1187_a_session_id_with_a_trailing_newline_is_not_a_uuid(clean: dict[tuple[str, str], object]) -> None:
+    from claude_agent_sdk._internal.sessions import _validate_uuid as sdk_validate
+
+    from session_store.keys import validate_uuid
+
+    assert sdk_validate(SESSION + "\n") == SESSION + "\n"
+    assert validate_uuid(SESSION + "\n") is None
+
+
+def test_the_nox_sessions_run_the_tested_versions() -> None:
+    tree = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    [versions] = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SDK_VERSIONS" for t in node.targets)
+    ]
+    assert tuple(versions) == port.TESTED_SDK_VERSIONS
