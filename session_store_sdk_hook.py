@@ -35,7 +35,9 @@ def arm() -> None:
     if value in OFF:
         return
     if value not in ON:
-        print(f"session_store: {ENV}={os.environ.get(ENV)!r} is neither 1 nor 0; the SDK runs as shipped", file=sys.stderr)
+        print(
+            f"session_store: {ENV}={os.environ.get(ENV)!r} is neither 1 nor 0; the SDK runs as shipped", file=sys.stderr
+        )
         return
     if SDK in sys.modules:
         _install()

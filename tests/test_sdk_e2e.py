@@ -301,9 +301,7 @@ async def test_fresh_session_then_resume_from_the_store(
     assert leftovers(temp_root) == []  # the materialized config dir is gone
 
 
-SDK_GENERATORS_LEFT_OPEN = pytest.mark.filterwarnings(
-    "ignore:Async generator 'claude_agent_sdk.:ResourceWarning"
-)
+SDK_GENERATORS_LEFT_OPEN = pytest.mark.filterwarnings("ignore:Async generator 'claude_agent_sdk.:ResourceWarning")
 """``ClaudeSDKClient.receive_response()`` returns at the result without closing the SDK's inner generators
 (``receive_messages``), which trio reports when they are garbage collected; the SDK's code, not this project's."""
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+import compat
 import session_store
 import session_store.sdk as port
 from session_store.sdk import installer
@@ -46,7 +47,7 @@ def snapshot() -> dict[tuple[str, str], object]:
 
 def changed(before: dict[tuple[str, str], object]) -> list[tuple[str, str]]:
     after = snapshot()
-    return sorted(key for key in before.keys() | after.keys() if before.get(key, None) is not after.get(key, None))
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) is not after.get(key, None))
 
 
 @pytest.fixture
@@ -401,3 +402,45 @@ def test_the_nox_sessions_run_the_tested_versions() -> None:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "SDK_VERSIONS" for t in node.targets)
     ]
     assert tuple(versions) == port.TESTED_SDK_VERSIONS
+
+
+class GatedStore:
+    """``append`` waits until the gate opens (a store that stopped answering), then keeps the entries."""
+
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+        self.gate: compat.Event | None = compat.Event()
+
+    async def append(self, key: Any, entries: list[Any]) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        self.entries.extend(entries)
+
+    async def load(self, key: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize("batcher", ["sdk", "port"])
+async def test_a_cancelled_flush_keeps_its_frames(clean: dict[tuple[str, str], object], batcher: str) -> None:
+    from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirrorBatcher as SDKBatcher
+
+    store = GatedStore()
+    errors: list[str] = []
+
+    async def on_error(key: Any, message: str) -> None:
+        errors.append(message)
+
+    kind = SDKBatcher if batcher == "sdk" else session_store.TranscriptMirrorBatcher
+    mirror = kind(store=store, projects_dir="/p", on_error=on_error)  # type: ignore[arg-type]
+    for index in range(10):
+        mirror.enqueue(f"/p/project/{SESSION}.jsonl", [{"type": "user", "uuid": f"entry-{index}"}])
+    with compat.move_on_after(0.05) as scope:
+        await mirror.flush()  # the store hangs: the caller gives up (a cancelled query, a timeout)
+    assert scope.cancelled_caught
+    store.gate = None  # the store answers again
+    await mirror.close()
+    if batcher == "sdk":
+        assert (len(store.entries), errors) == (0, [])  # the SDK: all 10 frames lost, and nothing reported
+    else:
+        assert [entry["uuid"] for entry in store.entries] == [f"entry-{index}" for index in range(10)]
+        assert errors == []

@@ -215,9 +215,9 @@ def _rebind(state: _Installed) -> None:
         for name, value in list(vars(module).items()):
             if (module.__name__, name) in done or name in KEPT_SDK_NAMES:
                 continue
-            known = by_identity.get(id(value))
-            if known is not None and known[0] is value:
-                replace(module, name, known[1])
+            found = by_identity.get(id(value))
+            if found is not None and found[0] is value:
+                replace(module, name, found[1])
 
 
 def _restore(state: _Installed) -> None:
