@@ -21,6 +21,9 @@ One submodule per SDK module it stands in for, under the SDK's module name: ``ty
 module of that name offers for the session store, so a maintainer can map module for module;
 ``downstream/sdk/plugin.py`` does exactly that to run the SDK's own tests on this package.
 
+:func:`install` (``installer`` module) points an installed SDK's own session-store path at these modules in
+the running process (``uninstall()``, ``installed()``; ``SESSION_STORE_SDK_INSTALL=1`` does it without code).
+
 The SPEC §4 decisions stay in force (they are the reasons this project differs from the SDK): UTF-16 project
 keys (1), ``subpath == ""`` rejected and empty appends creating nothing (2), ``load_timeout_ms <= 0`` timing
 out at once (3), timeout messages never empty (4), unmapped mirror frames reported (5), listing rules (6),
