@@ -13,6 +13,10 @@ or not the SDK was already imported, because it rebinds names rather than swappi
    ``InMemorySessionStore``, ``_store_implements`` in the disk readers, ...) is rebound too: any module
    attribute that *is* a replaced SDK object becomes ours. Modules the SDK imports later read the rebound names.
 
+Names *your* modules imported from the SDK before ``install()`` (``from claude_agent_sdk import
+InMemorySessionStore`` at the top of an application module) keep the SDK's objects: call ``install()`` first, or
+use the opt-in below, which runs before any application module imports the SDK.
+
 What stays the SDK's: the message types its parser builds, ``MirrorErrorMessage`` included (a dropped mirror
 batch still arrives as the SDK's ``SystemMessage`` subclass, built by the SDK's parser from the report our
 batcher hands to the SDK's ``on_error``), its query loop, transport and task layer (``_task_compat``), its disk
