@@ -110,8 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     scoped("subagents", "list a session's subagents")
 
-    sub = scoped("resume", "write a stored session to a config folder the Claude CLI can resume from")
-    sub.add_argument("--into", type=Path, required=True, metavar="DIR", help="target config folder")
+    sub = scoped(
+        "resume",
+        "write a stored session to a config folder the Claude CLI can resume from; never follows a link inside "
+        "DIR, never replaces a different file without --force. Exit status: 0 written, 1 error (nothing "
+        "written), 2 usage error, 3 written but incomplete (what was left out is named on stderr)",
+    )
+    sub.add_argument("--into", required=True, metavar="DIR", help="target config folder (created 0700 if missing)")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files that differ from the stored session, keeping each old one beside it as NAME.bak",
+    )
     sub.add_argument("--timeout", type=_seconds, default=DEFAULT_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
 
     sub = scoped("rename", "set a session's title")
