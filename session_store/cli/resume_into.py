@@ -81,9 +81,16 @@ async def resume_command(
     require_session_id(session_id)
     target = _target_directory(into)
     with _recording_left_out() as left_out:
-        materialized = await materialize_resume_session(
-            store, resume=session_id, cwd=scope.directory, load_timeout_ms=load_timeout_ms
-        )
+        try:
+            materialized = await materialize_resume_session(
+                store, resume=session_id, cwd=scope.directory, load_timeout_ms=load_timeout_ms
+            )
+        except OSError as error:  # the private temp dir (removed again by the library) could not be written
+            where = _shown(error.filename) if isinstance(error.filename, str) else "the temp folder"
+            raise CliError(
+                f"cannot write the session to {where} before placing it in --into: {error.strerror or error}; "
+                "point TMPDIR at a folder with space"
+            ) from None
     if materialized is None:
         raise session_not_found(session_id, scope)
     try:
@@ -458,7 +465,7 @@ def _write(target: str, files: list[_File]) -> dict[str, str]:
                 current = os.path.join(target, file.name)
                 folder_fd = folders.folder(file.parts[:-1], create=True)
                 assert folder_fd is not None  # created
-                temp = f".{file.parts[-1]}.{secrets.token_hex(6)}.tmp"
+                temp = f".{file.parts[-1][:80]}.{secrets.token_hex(6)}.tmp"  # fits where the name fits
                 fd = os.open(
                     temp,
                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC,
