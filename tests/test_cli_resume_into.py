@@ -102,7 +102,8 @@ class Setup:
         async def append() -> None:
             store = SQLiteSessionStore(self.db)
             try:
-                await store.append({"project_key": self.project_key, "session_id": self.session_id}, self.entries)
+                main: list[Any] = self.entries
+                await store.append({"project_key": self.project_key, "session_id": self.session_id}, main)
                 for subpath, entries in subkeys.items():
                     key = {"project_key": self.project_key, "session_id": self.session_id, "subpath": subpath}
                     await store.append(key, entries)  # type: ignore[arg-type]
@@ -199,6 +200,25 @@ def test_a_link_at_any_level_of_dir_is_refused_named_and_nothing_outside_changes
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
     if before_tree is not None:
         assert snapshot(into) == before_tree  # and nothing written inside DIR either
+
+
+@BACKEND_PARAMS
+def test_a_fifo_or_a_file_where_a_folder_belongs_is_refused_without_hanging(backend: str, tmp_path: Path) -> None:
+    setup = make_setup(backend, tmp_path)
+    into = tmp_path / "into"
+    fifo = setup.transcript_in(into)
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    plain = tmp_path / "plain-file"
+    plain.write_text("a file, not a folder\n")
+
+    fifo_line = failure(setup.resume(into))
+    file_line = failure(setup.resume(plain))
+
+    assert f"{fifo} exists and is not a regular file" in fifo_line
+    assert f"{plain} is not a folder" in file_line
+    assert plain.read_text() == "a file, not a folder\n"
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
 # --- 2. existing folders, --into '' ----------------------------------------------------------------------------
@@ -389,6 +409,26 @@ def test_a_full_disk_is_one_line_naming_the_path_and_the_space_needed_and_leaves
     assert needed is not None, line
     assert int(needed[1].replace(",", "")) > len(setup.stored_text().encode()) > int(needed[2].replace(",", ""))
     assert list(small_tmpfs.iterdir()) == []  # no partial file, no temp file, no folder left
+
+
+@BACKEND_PARAMS
+def test_a_full_disk_during_force_keeps_the_old_transcript_and_makes_no_backup(
+    backend: str, tmp_path: Path, small_tmpfs: Path
+) -> None:
+    setup = make_setup(backend, tmp_path, lines=600, text_size=400)
+    into = small_tmpfs / "cfg"
+    old = setup.transcript_in(into)
+    old.parent.mkdir(parents=True)
+    old.write_text('{"type":"user","uuid":"only-here"}\n')
+    before = snapshot(small_tmpfs)
+
+    line = failure(setup.resume(into, "--force"))
+
+    assert "no space left" in line
+    after = snapshot(small_tmpfs)
+    assert after.keys() == before.keys()  # no backup, no temp file, no new folder
+    for name, (mode, mtime_ns, content) in after.items():  # a folder's mtime moved: a temp file came and went
+        assert (mode, content) == before[name][::2] and (stat.S_ISDIR(mode) or mtime_ns == before[name][1])
 
 
 # --- left out: reported without --verbose, exit status 3 ---------------------------------------------------------
