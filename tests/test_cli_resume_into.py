@@ -91,12 +91,18 @@ class Setup:
         return [sys.executable, "-m", "session_store", "--store", store, "--backend", self.backend, *args]
 
     def resume(
-        self, into: str | Path, *extra: str, cwd: Path | None = None, umask: int | None = None
+        self,
+        into: str | Path,
+        *extra: str,
+        cwd: Path | None = None,
+        umask: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         command = self.command("resume", self.session_id, "--into", str(into), "-d", str(self.workdir), *extra)
         if umask is not None:
             command = ["sh", "-c", f'umask {umask:o} && exec "$@"', "sh", *command]
-        return processes.run(command, env=self.env(), cwd=cwd or self.workdir, text=True, timeout=TIMEOUT_SECONDS)
+        environment = self.env() | (env or {})
+        return processes.run(command, env=environment, cwd=cwd or self.workdir, text=True, timeout=TIMEOUT_SECONDS)
 
     def seed(self, subkeys: dict[str, list[dict[str, Any]]]) -> None:
         async def append() -> None:
@@ -429,6 +435,20 @@ def test_a_full_disk_during_force_keeps_the_old_transcript_and_makes_no_backup(
     assert after.keys() == before.keys()  # no backup, no temp file, no new folder
     for name, (mode, mtime_ns, content) in after.items():  # a folder's mtime moved: a temp file came and went
         assert (mode, content) == before[name][::2] and (stat.S_ISDIR(mode) or mtime_ns == before[name][1])
+
+
+@BACKEND_PARAMS
+def test_a_full_temp_folder_is_one_line_naming_tmpdir_and_dir_stays_untouched(
+    backend: str, tmp_path: Path, small_tmpfs: Path
+) -> None:
+    setup = make_setup(backend, tmp_path, lines=600, text_size=400)
+    into = tmp_path / "into"
+
+    line = failure(setup.resume(into, env={"TMPDIR": str(small_tmpfs)}))
+
+    assert str(small_tmpfs) in line and "point TMPDIR at a folder with space" in line
+    assert not into.exists()
+    assert list(small_tmpfs.iterdir()) == []  # the library removed its temp dir
 
 
 # --- left out: reported without --verbose, exit status 3 ---------------------------------------------------------

@@ -32,6 +32,7 @@ import os
 import secrets
 import shlex
 import stat
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -86,10 +87,11 @@ async def resume_command(
                 store, resume=session_id, cwd=scope.directory, load_timeout_ms=load_timeout_ms
             )
         except OSError as error:  # the private temp dir (removed again by the library) could not be written
-            where = _shown(error.filename) if isinstance(error.filename, str) else "the temp folder"
+            where = _shown(error.filename if isinstance(error.filename, str) else tempfile.gettempdir())
+            fix = "point TMPDIR at a folder with space" if error.errno in _NO_SPACE else "check TMPDIR"
             raise CliError(
                 f"cannot write the session to {where} before placing it in --into: {error.strerror or error}; "
-                "point TMPDIR at a folder with space"
+                f"{fix}; nothing was written to --into"
             ) from None
     if materialized is None:
         raise session_not_found(session_id, scope)
