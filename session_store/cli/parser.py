@@ -110,11 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     scoped("subagents", "list a session's subagents")
 
-    sub = scoped(
-        "resume",
-        "write a stored session to a config folder the Claude CLI can resume from; never follows a link inside "
-        "DIR, never replaces a different file without --force. Exit status: 0 written, 1 error (nothing "
-        "written), 2 usage error, 3 written but incomplete (what was left out is named on stderr)",
+    sub = scoped("resume", "write a stored session to a config folder the Claude CLI can resume from")
+    sub.description = (
+        f"{sub.description}; never follows a link in or below DIR, never replaces a different file without "
+        "--force. Exit status: 0 written, 1 error (no partial or temp file left), 2 usage error, 3 written but "
+        "incomplete (what was left out is named on stderr)"
     )
     sub.add_argument("--into", required=True, metavar="DIR", help="target config folder (created 0700 if missing)")
     sub.add_argument(
