@@ -190,7 +190,8 @@ def _parse_line(raw: bytes) -> tuple[SessionStoreEntry | None, str]:
     except RecursionError:  # a line nested deeper than the parser goes (100,000 '[')
         return None, TOO_DEEP
     except ValueError as exc:
-        return None, TOO_DEEP if "recursion" in str(exc).lower() or "deep" in str(exc).lower() else NOT_AN_ENTRY
+        text = str(exc).lower()
+        return None, TOO_DEEP if any(word in text for word in ("recursion", "deep", "nest")) else NOT_AN_ENTRY
     if isinstance(entry, dict) and isinstance(entry.get("type"), str):
         return cast(SessionStoreEntry, entry), ""
     return None, NOT_AN_ENTRY
