@@ -115,6 +115,12 @@ class ThreadedSessionStore(SessionStore):
     Use ``async with store:`` to close it on exit.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._append_once_blocking is ThreadedSessionStore._append_once_blocking and "append_once" not in vars(cls):
+            # no blocking half: append_once is absent (store_implements says so), not a NotImplementedError
+            cls.append_once = SessionStore.append_once  # type: ignore[method-assign]  # the protocol's "absent" default
+
     def __init__(self, *, max_threads: int) -> None:
         self._limiter = compat.CapacityLimiter(max_threads)
         self._closed = False
