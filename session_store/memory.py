@@ -82,7 +82,11 @@ class InMemorySessionStore(SessionStore):
         kept = plan_append_once(
             entries, occurrences, self._uuids.get(storage_key, set()), self._contents.get(storage_key, Counter())
         )
-        return self._store(key, storage_key, [entries[index] for index in kept])
+        if kept:
+            # through append (which stores without awaiting, so the call stays atomic): a subclass that
+            # watches append sees what append_once stores
+            await self.append(key, [entries[index] for index in kept])
+        return len(kept)
 
     def _store(self, key: SessionKey, storage_key: _StorageKey, entries: Sequence[SessionStoreEntry]) -> int:
         """Append JSON copies of the entries whose uuid the key does not hold yet; return how many were stored.
