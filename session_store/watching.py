@@ -230,6 +230,16 @@ def _complete_lines(path: Path, offset: int, size: int, budget: _Budget) -> tupl
     return complete, more
 
 
+def _ends_a_line(path: Path, offset: int) -> bool:
+    """Whether ``offset`` is 0 or just after a newline of ``path`` (a saved position must be, or the file was
+    rewritten in place)."""
+    if offset == 0:
+        return True
+    with path.open("rb") as handle:
+        handle.seek(offset - 1)
+        return handle.read(1) == b"\n"
+
+
 def _file_identity(status: os.stat_result) -> tuple[int, int]:
     return status.st_dev, status.st_ino
 
@@ -620,7 +630,13 @@ class TranscriptFolderWatcher:
                 if tail.line_number > tail.reported_through:
                     self.problems.append(f"{path}:{tail.line_number}: {why}")
                 continue
-            record = _Record(path, entry, tail.counter.next(entry), line_start, tail.line_number)
+            try:
+                occurrence = tail.counter.next(entry)
+            except (RecursionError, TypeError, ValueError):  # parsed, but cannot be encoded again: skipped
+                if tail.line_number > tail.reported_through:
+                    self.problems.append(f"{path}:{tail.line_number}: {TOO_DEEP}")
+                continue
+            record = _Record(path, entry, occurrence, line_start, tail.line_number)
             self._records[id(entry)] = record
             round_.records.append(record)
             entries.append(entry)
@@ -643,7 +659,8 @@ class TranscriptFolderWatcher:
                 rest = lines.pop()
                 for raw in lines:
                     if raw.strip() and (entry := _parse_line(raw)[0]) is not None:
-                        counter.next(entry)
+                        with contextlib.suppress(RecursionError, TypeError, ValueError):  # skipped when read too
+                            counter.next(entry)
         return counter
 
     # --- after a round --------------------------------------------------------------------------------------
@@ -806,9 +823,9 @@ class TranscriptFolderWatcher:
                 continue
             status = path.stat()
             same_file = (known.get("device"), known.get("inode")) in ((status.st_dev, status.st_ino), (None, None))
-            if not same_file or status.st_size < offset:
+            if not same_file or status.st_size < offset or not _ends_a_line(path, offset):
                 self.problems.append(
-                    f"{path} was replaced or shrank while mirror was stopped; reading it again from the start"
+                    f"{path} was replaced or rewritten while mirror was stopped; reading it again from the start"
                 )
                 continue
             tail.offset, tail.line_number, tail.counter = offset, line, None

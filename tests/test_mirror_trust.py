@@ -386,6 +386,36 @@ async def test_a_sidecar_version_is_stored_once_and_a_change_back_is_stored_agai
     ]
 
 
+@pytest.mark.parametrize("how", ["renamed over", "rewritten in place"])
+async def test_a_file_replaced_while_mirror_was_stopped_is_read_again_from_its_start(
+    folder: Folder, tmp_path: Path, how: str
+) -> None:
+    session = new_session()
+    store = SwitchableStore(InMemorySessionStore())
+    positions = tmp_path / "positions.json"
+    folder.write(session, 6)
+    await Mirror(folder, store, positions, from_start=True).poll()
+    path = folder.path(session)
+    longer = [*make_lines(session, 0, 6), {"type": "summary", "summary": "Rewritten", "leafUuid": "x" * 40}]
+    text = "".join(json.dumps(line, indent=None, separators=(", ", ":  ")) + "\n" for line in longer)
+    if how == "renamed over":
+        (tmp_path / "new.jsonl").write_text(text, encoding="utf-8")
+        os.replace(tmp_path / "new.jsonl", path)
+    else:
+        with path.open("r+", encoding="utf-8") as handle:  # same inode, other line ends
+            handle.truncate(0)
+            handle.write(text)
+
+    again = Mirror(folder, store, positions)
+    await again.poll()
+
+    assert again.problems == [
+        f"{path} was replaced or rewritten while mirror was stopped; reading it again from the start"
+    ]
+    assert again.stored == {path: 1}  # only the new line: the six others are held already
+    assert await store.inner.load(folder.key(session)) == longer
+
+
 async def test_a_position_file_of_another_folder_is_refused(folder: Folder, tmp_path: Path) -> None:
     positions = tmp_path / "positions.json"
     positions.write_text(
