@@ -716,7 +716,7 @@ def test_lines_written_while_the_server_is_down_are_stored_once_it_is_back(
     home = tmp_path / "home"
     home.mkdir()
     mirror = MirrorCommand(server.url, folder, home, library)
-    session = new_session()
+    session, other = new_session(), new_session()
 
     with mirror.started() as running:
         before = folder.write(session, 3)
@@ -724,6 +724,7 @@ def test_lines_written_while_the_server_is_down_are_stored_once_it_is_back(
         server.stop()
         try:
             folder.write(session, 5)
+            folder.write(other, 2)
             if server.fails_fast:
                 running.wait_for_stderr("mirror failed")
             folder.write(session, 4)
@@ -732,12 +733,12 @@ def test_lines_written_while_the_server_is_down_are_stored_once_it_is_back(
             server.start()
         if server.fails_fast:
             running.wait_for_stderr("takes lines again")
-        mirror.wait_until_stored({session: folder.written[session]})
+        mirror.wait_until_stored({session: folder.written[session], other: folder.written[other]})
         status, report, errors = running.stop()
 
     assert status == 0, errors
     assert report is not None
-    assert report["entries"] == 12
+    assert report["entries"] == 14
     assert report["pending"] == {}
     warnings = [line for line in errors if "mirror failed" in line]
     assert len(warnings) == len(report["errors"]) == (1 if server.fails_fast else len(warnings))

@@ -132,11 +132,21 @@ async def mirror_command(
     errors: list[dict[str, Any]] = []
     stored_by_file: dict[str, int] = {}
 
+    outage_reported = False
+
     def on_error(key: SessionKey | None, message: str) -> None:
-        if watcher.failing_files and errors:
+        nonlocal outage_reported
+        if outage_reported:
             return  # the outage was reported when it began; its lines are retried
+        outage_reported = True
         errors.append({"key": key, "error": message})
         console.warn(f"mirror failed: {message}")
+
+    def on_notice(text: str) -> None:
+        nonlocal outage_reported
+        if not watcher.failing_files:  # the store took every waiting line: a later failure is a new outage
+            outage_reported = False
+        console.note(text)
 
     def on_stored(path: Path, count: int) -> None:
         relative = path.relative_to(folder).as_posix()
@@ -155,7 +165,7 @@ async def mirror_command(
                 once=once,
                 on_problem=console.warn,
                 on_stored=on_stored,
-                on_notice=console.note,
+                on_notice=on_notice,
                 stop_requested=lambda: bool(sigterms),
             )
         finally:
