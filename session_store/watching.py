@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -48,6 +49,7 @@ __all__ = [
     "MAX_PENDING_LINES",
     "POLL_INTERVAL_SECONDS",
     "POSITIONS_FORMAT",
+    "POSITIONS_SAVE_SECONDS",
     "RETRY_BACKOFF_SECONDS",
     "TranscriptFolderWatcher",
     "TranscriptFrame",
@@ -68,6 +70,10 @@ RETRY_BACKOFF_SECONDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Wait before reading a file again after its 1st, 2nd, ... failed append; the last value repeats.
 
 Read at each failure, so tests may monkeypatch it."""
+
+POSITIONS_SAVE_SECONDS = 1.0
+"""The position file is written at most this often while following (and always when :meth:`follow` returns):
+a position saved late only makes a restart send lines again, which ``append_once`` then skips."""
 
 POSITIONS_FORMAT = "session-store mirror positions 1"
 """The ``format`` field of a position file."""
@@ -291,7 +297,8 @@ class TranscriptFolderWatcher:
     (one that appeared since is read from its start); ``from_start=True`` reads every file from its start
     anyway (``append_once`` skips what is stored). Without saved positions, what the files hold when the
     watcher is created counts as already sent unless ``from_start=True``. The position file is written when the
-    watcher is created and after each round that moved a position (atomically: a temp file renamed over it).
+    watcher is created, then at most every :data:`POSITIONS_SAVE_SECONDS` while rounds move positions and when
+    :meth:`follow` returns (atomically: a temp file renamed over it).
 
     **Exactly once.** Build the batcher on :meth:`exactly_once_store`; then a position only moves past lines the
     store confirmed, a failed append sends the file back to its first unconfirmed line (read again after
@@ -431,6 +438,7 @@ class TranscriptFolderWatcher:
         report_notice = on_notice if on_notice is not None else logger.info
         tracking = self._tracks(batcher)
         stop_at = None if duration is None else compat.current_time() + duration
+        unsaved, saved_at = False, -math.inf
         while True:
             stopping = stop_requested is not None and stop_requested()  # seen before the poll, so it is the last
             self._retry_everything = stopping or once
@@ -454,14 +462,23 @@ class TranscriptFolderWatcher:
                         if count:
                             on_stored(path, count)
                 self._newly_stored.clear()
-                if moved and self.positions is not None:
-                    await compat.run_sync(self._save_positions)
+                unsaved = unsaved or moved
+                if unsaved and compat.current_time() - saved_at >= POSITIONS_SAVE_SECONDS:
+                    unsaved, saved_at = await self._save_if_kept(), compat.current_time()
                 if not self._limited or self.failing_files:
                     break  # caught up, or the store fails: wait for the next poll
             remaining = None if stop_at is None else stop_at - compat.current_time()
             if once or stopping or (remaining is not None and remaining <= 0):
+                if unsaved:
+                    await self._save_if_kept()
                 return
             await compat.sleep(interval if remaining is None else min(interval, remaining))
+
+    async def _save_if_kept(self) -> bool:
+        """Write the position file, if there is one; False (nothing left unsaved)."""
+        if self.positions is not None:
+            await compat.run_sync(self._save_positions)
+        return False
 
     def _enqueue(
         self,
