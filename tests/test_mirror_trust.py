@@ -44,6 +44,7 @@ import compat
 from session_store import watching
 from session_store.adapters import open_store
 from session_store.batcher import TranscriptMirrorBatcher, build_mirror_batcher
+from session_store.cli.mirror import default_positions_path, store_identity
 from session_store.exactly_once import append_once, occurrences
 from session_store.memory import InMemorySessionStore
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry
@@ -444,6 +445,34 @@ async def test_a_damaged_position_file_is_described_and_every_file_is_read_again
     assert await store.inner.load(folder.key(session)) == folder.written[session]
 
 
+@pytest.mark.parametrize(
+    ("url", "identity"),
+    [
+        ("postgresql://me:s3cret@db:5432/sessions?table=t", "postgresql://db:5432/sessions?table=t"),
+        ("postgresql://db/sessions?password=s3cret&sslmode=require", "postgresql://db/sessions?sslmode=require"),
+        ("redis://:s3cret@cache:6379/0?prefix=p", "redis://cache:6379/0?prefix=p"),
+        ("redis+cluster://u:s3cret@h1:7000,h2:7001/", "redis+cluster://h1:7000,h2:7001/"),
+        ("rediss://u:p@ss:s3cret@h/0", "rediss://h/0"),
+    ],
+)
+def test_the_position_file_is_named_and_labelled_without_the_password(
+    url: str, identity: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    without_password = url.replace("s3cret", "other")
+
+    path = default_positions_path(url, tmp_path)
+
+    assert store_identity(url) == identity
+    assert path == default_positions_path(without_password, tmp_path)  # the same store, whatever the password
+    assert path is not None and path.parent == tmp_path / "state" / "session-store" / "mirror"
+    assert default_positions_path(url, tmp_path / "other") != path  # one file per folder
+
+
+def test_a_memory_store_keeps_no_position_file(tmp_path: Path) -> None:
+    assert default_positions_path("memory://", tmp_path) is None
+
+
 # --- the command, as a subprocess ---------------------------------------------------------------------------
 
 
@@ -484,8 +513,8 @@ class Running:
         """Send ``sig``; the exit status, the JSON report (None after SIGKILL) and every stderr line."""
         self.process.send_signal(sig)
         assert self.process.stdout is not None
+        status = self.process.wait(timeout=WAIT_SECONDS)  # --json: stdout holds only the short report
         out = self.process.stdout.read()
-        status = self.process.wait(timeout=WAIT_SECONDS)
         time.sleep(0.05)
         while not self.lines.empty():
             self.seen.append(self.lines.get())
