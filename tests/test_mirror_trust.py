@@ -447,12 +447,18 @@ async def test_a_damaged_position_file_is_described_and_every_file_is_read_again
 
 @pytest.mark.parametrize(
     ("url", "identity"),
-    [
-        ("postgresql://me:s3cret@db:5432/sessions?table=t", "postgresql://db:5432/sessions?table=t"),
-        ("postgresql://db/sessions?password=s3cret&sslmode=require", "postgresql://db/sessions?sslmode=require"),
-        ("redis://:s3cret@cache:6379/0?prefix=p", "redis://cache:6379/0?prefix=p"),
-        ("redis+cluster://u:s3cret@h1:7000,h2:7001/", "redis+cluster://h1:7000,h2:7001/"),
-        ("rediss://u:p@ss:s3cret@h/0", "rediss://h/0"),
+    [  # ids without the password: test names reach the terminal too
+        pytest.param(
+            "postgresql://me:s3cret@db:5432/sessions?table=t", "postgresql://db:5432/sessions?table=t", id="user-info"
+        ),
+        pytest.param(
+            "postgresql://db/sessions?password=s3cret&sslmode=require",
+            "postgresql://db/sessions?sslmode=require",
+            id="query-password",
+        ),
+        pytest.param("redis://:s3cret@cache:6379/0?prefix=p", "redis://cache:6379/0?prefix=p", id="password-only"),
+        pytest.param("redis+cluster://u:s3cret@h1:7000,h2:7001/", "redis+cluster://h1:7000,h2:7001/", id="host-list"),
+        pytest.param("rediss://u:p@ss:s3cret@h/0", "rediss://h/0", id="at-sign-in-password"),
     ],
 )
 def test_the_position_file_is_named_and_labelled_without_the_password(
@@ -666,7 +672,10 @@ def test_two_mirrors_on_one_folder_store_each_line_once(folder: Folder, tmp_path
     mirror.wait_until_stored({session: folder.written[session] for session in sessions})
 
 
-def test_lines_the_store_refused_make_exit_1_and_the_next_run_stores_them(folder: Folder, tmp_path: Path) -> None:
+@pytest.mark.parametrize("library", BACKENDS)
+def test_lines_the_store_refused_make_exit_1_and_the_next_run_stores_them(
+    folder: Folder, tmp_path: Path, library: str
+) -> None:
     """A store that cannot be opened (its folder is a file), then can: the first run leaves the lines in their
     files (exit 1, counted as pending, not as mirrored), the second stores them."""
     session = new_session()
@@ -674,7 +683,7 @@ def test_lines_the_store_refused_make_exit_1_and_the_next_run_stores_them(folder
     home = tmp_path / "home"
     home.mkdir()
     (tmp_path / "store").write_text("")
-    mirror = MirrorCommand("sqlite:///" + str(tmp_path / "store" / "sessions.db"), folder, home)
+    mirror = MirrorCommand("sqlite:///" + str(tmp_path / "store" / "sessions.db"), folder, home, library)
 
     failed_status, failed_report, failed_err = mirror.run("--once", "--from-start")
     (tmp_path / "store").unlink()
@@ -690,8 +699,11 @@ def test_lines_the_store_refused_make_exit_1_and_the_next_run_stores_them(folder
     assert mirror.stored(folder.key(session)) == written
 
 
-def test_a_line_too_deep_for_the_parser_is_named_once_and_mirror_goes_on(folder: Folder, tmp_path: Path) -> None:
-    mirror = sqlite_command(tmp_path, folder, "asyncio")
+@pytest.mark.parametrize("library", BACKENDS)
+def test_a_line_too_deep_for_the_parser_is_named_once_and_mirror_goes_on(
+    folder: Folder, tmp_path: Path, library: str
+) -> None:
+    mirror = sqlite_command(tmp_path, folder, library)
     session = new_session()
     folder.write(session, 2)
     folder.write_raw(session, "[" * 100_000 + "]" * 100_000 + "\n")
