@@ -94,6 +94,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
                 duration=args.duration,
                 interval=args.interval,
                 from_start=args.from_start,
+                positions=args.positions,
+                max_pending_lines=args.max_pending,
             )
         raise CliError(f"unknown command {name!r}", EXIT_USAGE)  # argparse already rejects these
 
