@@ -116,6 +116,33 @@ def downstream_httpcore(session: nox.Session) -> None:
     session.run("python", "downstream/httpcore/run.py", *session.posargs)
 
 
+@nox.session(python="3.11")
+def downstream_asgi_lifespan(session: nox.Session) -> None:
+    """asgi-lifespan 2.1.0's own test suite, original and with its ``_concurrency`` package on ``compat`` (not a
+    default session).
+
+    ``downstream/asgi_lifespan/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system
+    temp dir (never the repository), vendors ``compat`` into a second copy as ``asgi_lifespan/_vendored_compat``,
+    runs the suite in both (asyncio and trio through its own conftest), prints both counts and fails if any outcome
+    differs. Extra arguments go to pytest.
+    """
+    session.install("pip", "-r", "downstream/asgi_lifespan/requirements.txt")
+    session.run("python", "downstream/asgi_lifespan/run.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def downstream_stamina(session: nox.Session) -> None:
+    """stamina 26.1.0's own test suite, original and with its async sleep on ``compat`` (not a default session).
+
+    ``downstream/stamina/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system temp
+    dir (never the repository), vendors ``compat`` into a second copy as ``stamina/_vendored_compat``, installs
+    each tree into a folder of its own, runs the suite in both (asyncio and trio through anyio's pytest plugin),
+    prints both counts and fails if any outcome differs. Extra arguments go to pytest.
+    """
+    session.install("pip", "-r", "downstream/stamina/requirements.txt")
+    session.run("python", "downstream/stamina/run.py", *session.posargs)
+
+
 DOWNSTREAM_SDK_VERSION = "0.2.189"
 DOWNSTREAM_SDK_TESTS = [  # reference §16 (the delta: 0.2.189 adds no session-store test file)
     "tests/test_session_store_anyio.py",
