@@ -75,7 +75,7 @@ import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
 from ._sync import CapacityLimiter, Event, Lock, Semaphore
-from ._tasks import TaskHandle, create_task_group, shield, spawn_detached
+from ._tasks import TaskGroup, TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
 from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, shielded, sleep
 
@@ -96,6 +96,7 @@ __all__ = [
     "Event",
     "Lock",
     "Semaphore",
+    "TaskGroup",
     "TaskHandle",
     "TimeoutScope",
     "UnsupportedBackendError",
