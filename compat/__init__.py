@@ -74,8 +74,8 @@ from __future__ import annotations
 import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
-from ._sync import CapacityLimiter, Event, Lock, Semaphore
-from ._tasks import TaskHandle, create_task_group, shield, spawn_detached
+from ._sync import CapacityLimiter, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._tasks import TaskGroup, TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
 from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, shielded, sleep
 
@@ -95,7 +95,12 @@ __all__ = [
     "CapacityLimiter",
     "Event",
     "Lock",
+    "Queue",
+    "QueueClosed",
+    "QueueEmpty",
+    "QueueFull",
     "Semaphore",
+    "TaskGroup",
     "TaskHandle",
     "TimeoutScope",
     "UnsupportedBackendError",

@@ -69,36 +69,188 @@ async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     return await _await_through_cancellation(inner)
 
 
-class _AsyncioTaskGroup:
-    """``asyncio.TaskGroup`` with trio's ``start_soon(fn, *args)`` spelling."""
+class TaskGroup:
+    """``async with create_task_group() as tg:`` (``tg`` is this object on both backends).
 
-    __slots__ = ("_group",)
+    ``start_soon(fn, *args, name=None)`` starts a child; ``await start(fn, *args, name=None)`` starts one and
+    waits until it calls ``task_status.started(value)``, returning ``value`` (an error the child raises before
+    that goes to the caller of ``start``, not to the group); ``cancel()`` cancels every child and the body, and
+    the group then exits without raising that cancellation. The block waits for every child; failures surface
+    as an ``ExceptionGroup`` on both backends.
+    """
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> TaskGroup:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        raise NotImplementedError
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        raise NotImplementedError
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+
+class _TrioTaskGroup(TaskGroup):
+    """A strict trio nursery; ``cancel()`` is ``nursery.cancel_scope.cancel()``."""
+
+    __slots__ = ("_manager", "_nursery")
+
+    async def __aenter__(self) -> _TrioTaskGroup:
+        self._manager = trio_module().open_nursery(strict_exception_groups=True)
+        self._nursery = await self._manager.__aenter__()
+        return self
+
+    def __aexit__(  # type: ignore[override]  # returns the nursery's own awaitable: no extra coroutine frame
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[bool]:
+        return self._manager.__aexit__(exc_type, exc, tb)  # type: ignore[no-any-return]
+
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        self._nursery.start_soon(fn, *args, name=name)
+
+    def start(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> Any:
+        return self._nursery.start(fn, *args, name=name)
+
+    def cancel(self) -> None:
+        self._nursery.cancel_scope.cancel()
+
+
+_NATIVE_CANCEL = hasattr(asyncio.TaskGroup, "cancel")  # Python 3.15+
+
+
+class _TaskStatus:
+    """What ``start()`` passes as ``task_status=``: ``started(value)`` hands ``value`` to the caller of start."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self._future = future
+
+    def started(self, value: Any = None) -> None:
+        if self._future.done():
+            if self._future.cancelled():
+                return  # the caller of start() was cancelled meanwhile; the child runs on in the group
+            raise RuntimeError("task_status.started() was already called")
+        self._future.set_result(value)
+
+
+async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], status: _TaskStatus) -> None:
+    """The child of ``start()``: until it has started, its outcome goes to the caller of start, not to the group."""
+    future = status._future
+    try:
+        await fn(*args, task_status=status)
+    except asyncio.CancelledError:
+        if not future.done():
+            future.set_exception(
+                RuntimeError(f"the task group was cancelled before {fn!r} called task_status.started()")
+            )
+        raise
+    except Exception as exc:
+        if future.done():
+            raise
+        future.set_exception(exc)  # the caller of start() raises it; the group never sees it
+        return
+    if not future.done():
+        future.set_exception(RuntimeError(f"{fn!r} returned without calling task_status.started()"))
+
+
+class _AsyncioTaskGroup(TaskGroup):
+    """``asyncio.TaskGroup`` with trio's spelling.
+
+    ``cancel()`` is the native one on Python 3.15+. Before 3.15 it cancels the body's task (the host): the
+    TaskGroup then cancels the children as for any cancelled body, and on exit the one cancellation compat
+    requested is taken back (``uncancel()``) and swallowed only if no other was requested meanwhile (the
+    bookkeeping of ``asyncio.timeout``), so an outer cancellation that arrives after ``cancel()`` still propagates.
+    """
+
+    __slots__ = ("_group", "_host", "_entry_cancelling", "_cancel_state")
 
     def __init__(self) -> None:
         self._group = asyncio.TaskGroup()
+        self._host: asyncio.Task[Any] | None = None
+        self._cancel_state = 0  # 0: not cancelled; 1: cancel() called, host cancelled; 2: exited
 
     async def __aenter__(self) -> _AsyncioTaskGroup:
         await self._group.__aenter__()
+        self._host = asyncio.current_task()
+        if not _NATIVE_CANCEL:
+            self._entry_cancelling = self._host.cancelling()  # type: ignore[union-attr]  # inside a task
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._group.__aexit__(exc_type, exc, tb)
+    ) -> bool | None:
+        if _NATIVE_CANCEL:
+            await self._group.__aexit__(exc_type, exc, tb)
+            return None
+        caught = exc if isinstance(exc, asyncio.CancelledError) else None
+        try:
+            await self._group.__aexit__(exc_type, exc, tb)
+        except asyncio.CancelledError as cancelled:
+            if self._cancel_state == 0:
+                raise
+            caught = cancelled
+        except BaseException:
+            if self._cancel_state == 1:
+                self._host.uncancel()  # type: ignore[union-attr]  # the children's errors win; take ours back
+            raise
+        finally:
+            state, self._cancel_state = self._cancel_state, 2
+        if state == 0:
+            return None
+        host = self._host
+        assert host is not None
+        if caught is None and getattr(host, "_must_cancel", False):
+            try:  # cancel() came after the body's last await: the cancellation is still pending, take it here
+                await asyncio.sleep(0)
+            except asyncio.CancelledError as cancelled:
+                caught = cancelled
+        if host.uncancel() > self._entry_cancelling and caught is not None:
+            raise caught  # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
+        return True
 
-    def start_soon(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None) -> None:
-        """Start ``fn(*args)`` as a child task."""
-        self._group.create_task(fn(*args), name=name)
+    def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]  # fn returns a coroutine
+
+    async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = self._group.create_task(_run_until_started(fn, args, _TaskStatus(future)), name=name)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not future.done() or future.cancelled():
+                task.cancel()  # the caller gave up before the child started: as on trio, the child is cancelled
+            raise
+
+    def cancel(self) -> None:
+        if _NATIVE_CANCEL:
+            self._group.cancel()  # type: ignore[attr-defined]  # Python 3.15+
+            return
+        if self._cancel_state != 0:
+            return
+        if self._host is None:
+            raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
+        self._cancel_state = 1
+        self._host.cancel("compat.TaskGroup.cancel()")
 
 
-def create_task_group() -> Any:
-    """``async with create_task_group() as tg: tg.start_soon(fn, *args)``.
+def create_task_group() -> TaskGroup:
+    """``async with create_task_group() as tg: tg.start_soon(fn, *args)``: a :class:`TaskGroup`.
 
     The block waits for every child. If a child fails, the others are cancelled and the failures surface as an
     ``ExceptionGroup`` on both backends (``asyncio.TaskGroup`` / a strict trio nursery).
     """
     if is_trio():
-        return trio_module().open_nursery(strict_exception_groups=True)
+        return _TrioTaskGroup()
     return _AsyncioTaskGroup()
 
 

@@ -49,6 +49,7 @@ async def instances() -> dict[str, Any]:
         "Event": asyncio.Event(),
         "Semaphore": asyncio.Semaphore(2),
         "BoundedSemaphore": asyncio.BoundedSemaphore(2),
+        "Queue": asyncio.Queue(1),
         "Task": task,
     }
 
@@ -158,3 +159,46 @@ def test_task_must_cancel_and_cancel_message_show_a_pending_cancel() -> None:
             await task
 
     asyncio.run(check())
+
+
+def test_queue_getters_putters_and_loop_mean_what_compat_reads() -> None:
+    """compat.Queue's idleness check, its close() on 3.11/3.12 (fail the waiting futures) and stale-loop repair."""
+
+    async def check() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(1)
+        getter = asyncio.get_running_loop().create_task(queue.get())
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in queue._getters), broken(
+            by_name("Queue", "_getters"), "a task waiting in get() is not in _getters"
+        )
+        assert queue._loop is asyncio.get_running_loop(), broken(
+            by_name("Queue", "_loop"), "a Queue with a waiting get() is not bound to the running loop"
+        )
+        for waiter in queue._getters:
+            waiter.set_exception(LookupError("closed"))
+        with pytest.raises(LookupError):  # get() re-raises the exception set on its waiter
+            await getter
+        queue.put_nowait(1)
+        putter = asyncio.get_running_loop().create_task(queue.put(2))
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in queue._putters), broken(
+            by_name("Queue", "_putters"), "a task waiting in put() is not in _putters"
+        )
+        for waiter in queue._putters:
+            waiter.set_exception(LookupError("closed"))
+        with pytest.raises(LookupError):
+            await putter
+        assert queue.qsize() == 1
+
+    asyncio.run(check())
+    queue: asyncio.Queue[int] = asyncio.Queue(1)
+
+    async def wait_for_one() -> None:
+        task = asyncio.get_running_loop().create_task(queue.get())
+        await asyncio.sleep(0)
+        queue.put_nowait(1)
+        await task
+
+    asyncio.run(wait_for_one())
+    queue._loop = None
+    asyncio.run(wait_for_one())  # without the reset: RuntimeError "is bound to a different event loop"
