@@ -79,15 +79,17 @@ class Background:
     ) -> bool:
         group, self._group = self._group, None
         assert group is not None, "Background exited without being entered"
-        group.cancel()
+        if exc_type is None:
+            group.cancel()  # an app still running now is cancelled (a failing block cancels it anyway)
         try:
             await group.__aexit__(exc_type, exc_value, traceback)
             return False
         except BaseExceptionGroup as failures:
+            block_failed = any(error is exc_value for error in failures.exceptions)  # not a cancellation it caused
             app_errors = [error for error in failures.exceptions if error is not exc_value]
             if not app_errors:
                 return False  # only the block failed: its exception goes on as it is
-            if exc_value is not None and current_backend() == "trio":
+            if block_failed and current_backend() == "trio":
                 raise  # the block and the app both failed: both, in a group (the library's trio behaviour)
             (app_error,) = app_errors  # the app is the group's only child
         raise app_error  # alone, or replacing the block's error (the library's asyncio behaviour)
