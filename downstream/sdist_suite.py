@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 VENDORED_COMPAT = "_vendored_compat"
 
-Outcomes = dict[str, str]  # test id -> "passed" | "failed" | "error" | "skipped"
+Outcomes = dict[str, str]  # test id -> "passed" | "failed" | "error" | "skipped" | "xfailed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +139,8 @@ def read_junit(report: Path) -> Outcomes:
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                if child.get("type") == "pytest.xfail":
+                    outcome = "xfailed"
         if test_id in outcomes and outcomes[test_id] == "passed" and outcome == "error":
             test_id += "::teardown"  # a teardown error is reported as a second testcase element
         outcomes[test_id] = outcome
@@ -176,7 +178,8 @@ def counts(outcomes: Outcomes) -> dict[str, collections.Counter[str]]:
 def format_counts(name: str, outcomes: Outcomes) -> str:
     lines = [f"{name}:"]
     for backend, counter in sorted(counts(outcomes).items(), key=lambda item: item[0] == "all"):
-        shown = ", ".join(f"{counter[key]} {key}" for key in ("passed", "failed", "error", "skipped") if counter[key])
+        shown = ", ".join(f"{counter[key]} {key}" for key in ("passed", "xfailed", "failed", "error", "skipped")
+                          if counter[key])  # fmt: skip
         lines.append(f"  {backend:8} {shown}")
     return "\n".join(lines)
 
