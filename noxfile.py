@@ -99,7 +99,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (native vs compat vs anyio; ours vs the SDK), printed as ratio tables."""
-    session.install("-e", ".[bench]", "-r", "downstream/httpcore/requirements.txt")  # 'downstream' runs httpcore
+    # 'downstream' runs httpcore (its test requirements), asgi-lifespan (nothing more) and stamina (tenacity)
+    session.install("-e", ".[bench]", "-r", "downstream/httpcore/requirements.txt", "tenacity>=9,<10")
     session.run("python", "-m", "benchmarks", *(session.posargs or ["all"]))
 
 

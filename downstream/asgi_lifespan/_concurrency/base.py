@@ -59,17 +59,25 @@ class ConcurrencyBackend:
 class Background:
     """``async with Background(fn):`` runs ``fn()`` in a task group for the block; cancels it if still running."""
 
-    __slots__ = ("_coroutine", "_group")
+    __slots__ = ("_coroutine", "_group", "_running")
 
     def __init__(self, coroutine: typing.Callable[[], typing.Awaitable[None]]) -> None:
         self._coroutine = coroutine
         self._group: TaskGroup | None = None
+        self._running = False
+
+    async def _run(self) -> None:
+        self._running = True
+        try:
+            await self._coroutine()
+        finally:
+            self._running = False
 
     async def __aenter__(self) -> None:
         group = create_task_group()
         await group.__aenter__()
         self._group = group
-        group.start_soon(self._coroutine)
+        group.start_soon(self._run)
 
     async def __aexit__(
         self,
@@ -79,7 +87,7 @@ class Background:
     ) -> bool:
         group, self._group = self._group, None
         assert group is not None, "Background exited without being entered"
-        if exc_type is None:
+        if exc_type is None and self._running:
             group.cancel()  # an app still running now is cancelled (a failing block cancels it anyway)
         try:
             await group.__aexit__(exc_type, exc_value, traceback)
