@@ -1,6 +1,7 @@
 """Sessions: tests per Python x backend, lint, typecheck, bench.
 
-``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), lint and typecheck; ``nox -s bench`` runs the
+``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), lint, typecheck and the asgi-lifespan and stamina
+downstream suites (they download those two sdists and their test tools: 30-40 s each); ``nox -s bench`` runs the
 benchmarks. The interpreters come from pyenv: ``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has
 is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
 Debian 12) runs instead inside the cached Debian sid root of ``scripts/sid-root.sh`` (built on first use; needs
@@ -19,7 +20,14 @@ IN_SID_ROOT = [version for version in SID_PYTHONS if shutil.which(f"python{versi
 PYTHONS = [version for version in ["3.11", "3.12", "3.13", *SID_PYTHONS] if version not in IN_SID_ROOT]
 BACKENDS = ["asyncio", "trio"]
 
-nox.options.sessions = ["tests", *(f"tests-{version}" for version in IN_SID_ROOT), "lint", "typecheck"]
+nox.options.sessions = [
+    "tests",
+    *(f"tests-{version}" for version in IN_SID_ROOT),
+    "lint",
+    "typecheck",
+    "downstream_asgi_lifespan",  # about 30 s each with a fresh venv: the sdist, its test tools and both suite runs
+    "downstream_stamina",
+]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's interpreters, never fetch one
@@ -119,8 +127,8 @@ def downstream_httpcore(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def downstream_asgi_lifespan(session: nox.Session) -> None:
-    """asgi-lifespan 2.1.0's own test suite, original and with its ``_concurrency`` package on ``compat`` (not a
-    default session).
+    """asgi-lifespan 2.1.0's own test suite, original and with its ``_concurrency`` package on ``compat`` (a default
+    session: about 30 s).
 
     ``downstream/asgi_lifespan/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system
     temp dir (never the repository), vendors ``compat`` into a second copy as ``asgi_lifespan/_vendored_compat``,
@@ -133,7 +141,8 @@ def downstream_asgi_lifespan(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def downstream_stamina(session: nox.Session) -> None:
-    """stamina 26.1.0's own test suite, original and with its async sleep on ``compat`` (not a default session).
+    """stamina 26.1.0's own test suite, original and with its async sleep on ``compat`` (a default session: about
+    40 s).
 
     ``downstream/stamina/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system temp
     dir (never the repository), vendors ``compat`` into a second copy as ``stamina/_vendored_compat``, installs
