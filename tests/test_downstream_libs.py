@@ -9,6 +9,7 @@ backends; the harness (``downstream/sdist_suite.py``, the stamina source cut) ru
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -301,3 +302,29 @@ def test_harness_refuses_a_work_folder_inside_the_repository(capsys: pytest.Capt
         sdist_suite.main(stamina_run.STAMINA, ["--work", str(inside)])
     assert "is inside the repository" in capsys.readouterr().err
     assert not inside.exists()
+
+
+LIBS_BENCH_SMOKE = """\
+from benchmarks import downstream_libs_bench as bench
+tables, results, versions, notes = bench.run(quick=True, backends=("asyncio", "trio"))
+for backend, rows in results.items():
+    for row in rows:
+        assert row["original_us"] > 0 and row["compat_us"] > 0 and row["compat_over_original"] > 0, row
+        print(backend, row["library"], row["operation"], sep="|")
+print("notes", notes)
+"""
+
+
+def test_libraries_benchmark_runs_both_copies_on_both_backends() -> None:
+    """A smoke run of the asgi-lifespan and stamina rows of ``python -m benchmarks downstream`` (downloads their
+    sdists into the temp dir; stamina's rows only where tenacity is installed)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", LIBS_BENCH_SMOKE], cwd=sdist_suite.REPO, capture_output=True, text=True, timeout=300
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    rows = {line for line in completed.stdout.splitlines() if line.count("|") == 2}
+    for backend in ("asyncio", "trio"):
+        assert f"{backend}|asgi-lifespan|startup + shutdown" in rows
+        assert f"{backend}|asgi-lifespan|startup + shutdown, 20 concurrent" in rows
+    has_tenacity = importlib.util.find_spec("tenacity") is not None
+    assert any("|stamina|" in row for row in rows) == has_tenacity
