@@ -74,7 +74,7 @@ from __future__ import annotations
 import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
-from ._sync import CapacityLimiter, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._sync import CapacityLimiter, Condition, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
 from ._tasks import TaskGroup, TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
 from ._timeouts import (
@@ -104,6 +104,7 @@ def get_cancelled_exc_class() -> type[BaseException]:
 __all__ = [
     "Backend",
     "CapacityLimiter",
+    "Condition",
     "Event",
     "Lock",
     "Queue",
