@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ._backend import anyio_if_imported, current_backend, is_trio, trio_module
+from ._backend import _get_running_loop, anyio_if_imported, current_backend, is_trio, no_loop_error, trio_module
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
@@ -66,6 +66,8 @@ async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
             result = await fn(*args)
         await trio.lowlevel.checkpoint_if_cancelled()  # deliver a cancellation that arrived meanwhile, as asyncio does
         return result
+    if _get_running_loop() is None:
+        raise no_loop_error()
     inner = asyncio.ensure_future(fn(*args))
     return await _await_through_cancellation(inner)
 
@@ -181,6 +183,8 @@ class _AsyncioTaskGroup(TaskGroup):
         self._cancel_state = 0  # 0: not cancelled; 1: cancel() called, host cancelled; 2: exited
 
     async def __aenter__(self) -> _AsyncioTaskGroup:
+        if _get_running_loop() is None:
+            raise no_loop_error()
         await self._group.__aenter__()
         self._host = asyncio.current_task()
         if not _NATIVE_CANCEL:

@@ -29,10 +29,17 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
-from ._backend import anyio_if_imported, is_trio, trio_module
+from ._backend import anyio_if_imported, is_trio, no_loop_error, trio_module
 
 _shield_epoch = 0  # counts shielded() entries; a timeout is held off by a shield entered after it (larger epoch)
 _active_shields: dict[asyncio.Task[Any], list[_AsyncioShielded]] = {}  # per task, outermost first
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: say why (no loop at all, a worker thread, a too old trio)
+        raise no_loop_error() from None
 
 
 def _check_seconds(seconds: float, what: str) -> None:
@@ -46,7 +53,10 @@ def current_time() -> float:
     """The running library's clock in seconds (``loop.time()`` / ``trio.current_time()``)."""
     if is_trio():
         return trio_module().current_time()  # type: ignore[no-any-return]  # trio is untyped via ModuleType
-    return asyncio.get_running_loop().time()
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        raise no_loop_error() from None
 
 
 def sleep(seconds: float) -> Awaitable[None]:
@@ -102,7 +112,7 @@ class _AsyncioTimeoutScope:
         self.cancelled_caught = False
 
     def __enter__(self) -> _AsyncioTimeoutScope:
-        task = asyncio.current_task()
+        task = _current_task()
         if task is None:
             raise RuntimeError("compat timeouts must be entered inside an asyncio task, not a loop callback")
         if self._active:
@@ -312,7 +322,7 @@ class _AsyncioShielded:
 
     def __enter__(self) -> _AsyncioShielded:
         global _shield_epoch
-        task = asyncio.current_task()
+        task = _current_task()
         if task is None:
             raise RuntimeError("compat.shielded() must be entered inside an asyncio task, not a loop callback")
         _shield_epoch += 1
