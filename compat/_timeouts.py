@@ -167,10 +167,12 @@ class _AsyncioTimeoutScope:
         if self._cancel_requested:
             return
         self._cancel_requested = True
-        if self._active:
+        if self._active and not self._fired:
             if self._handle is not None:
                 self._handle.cancel()
-            self._fire()
+            # From the loop, not right here: a body that calls cancel() and ends without another await must not
+            # leave a pending cancellation behind (trio: nothing is raised without a checkpoint either).
+            self._handle = self._task.get_loop().call_soon(self._fire)
 
     @property
     def cancel_called(self) -> bool:

@@ -86,6 +86,15 @@ async def test_cancel_from_the_body_cancels_the_next_await_and_moves_on(make: Ca
     assert reached == ["cancel() itself returns"]
 
 
+async def test_cancel_as_the_last_thing_in_the_block_leaves_nothing_pending() -> None:
+    with compat.move_on_after(None) as scope:
+        scope.cancel()
+    assert scope.cancel_called
+    assert not scope.cancelled_caught  # no checkpoint came, so nothing was cancelled
+    await compat.sleep(0)  # a cancellation left pending by the scope would hit here
+    await compat.checkpoint()
+
+
 async def test_cancel_from_another_task_cancels_the_block() -> None:
     async def cancel_later(scope: Any) -> None:
         await compat.sleep(0.005)
