@@ -200,6 +200,8 @@ class Event(_Bound):
             return _already_set()
         native = self._native
         if _thread_local.name is not self._bound_under:
+            if self._flag:  # set before its first wait under trio: trio's wait() of a set Event is a checkpoint
+                return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]
             native = self._bind()
         elif self._asyncio and not native._value:
             _drop_stale_loop(native)

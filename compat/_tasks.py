@@ -19,9 +19,17 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from ._backend import _get_running_loop, anyio_if_imported, current_backend, is_trio, no_loop_error, trio_module
+from ._backend import (
+    _get_running_loop,
+    _thread_local,
+    anyio_if_imported,
+    current_backend,
+    is_trio,
+    no_loop_error,
+    trio_module,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
@@ -30,13 +38,21 @@ logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
 async def _await_through_cancellation(future: asyncio.Future[T]) -> T:
     """Wait for ``future`` even while being cancelled; afterwards re-raise the first cancellation, if any.
 
-    The common case is one ``asyncio.shield``. Once cancelled, the wait goes on with ``asyncio.wait``, which never
-    raises the future's own exception (so the cancellation cannot be lost) and never cancels the future.
+    The common case is one ``asyncio.shield``; once cancelled, :func:`_wait_out` takes over.
     """
     try:
         return await asyncio.shield(future)
-    except asyncio.CancelledError as exc:
-        cancelled = exc
+    except asyncio.CancelledError as cancelled:
+        await _wait_out(future, cancelled)
+
+
+async def _wait_out(future: asyncio.Future[Any], cancelled: asyncio.CancelledError) -> NoReturn:
+    """The caller was cancelled while waiting for ``future``: wait on until it is done, then raise ``cancelled``.
+
+    ``asyncio.wait`` never raises the future's own exception (so the cancellation cannot be lost) and never
+    cancels the future. If anyio is imported the wait sits in an anyio shield, so a cancelled anyio scope does
+    not re-cancel it on every await (a spin).
+    """
     anyio = anyio_if_imported()
     scope: contextlib.AbstractContextManager[Any] = (
         anyio.CancelScope(shield=True) if anyio is not None else contextlib.nullcontext()
@@ -60,16 +76,20 @@ async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     the caller was cancelled: on asyncio the cancellation wins (the call's error is its ``__context__``); on trio
     the call's error propagates and the cancellation arrives at the next checkpoint.
     """
-    if is_trio():
+    if _thread_local.name == "trio":
         trio = trio_module()
         with trio.CancelScope(shield=True):
             result = await fn(*args)
         await trio.lowlevel.checkpoint_if_cancelled()  # deliver a cancellation that arrived meanwhile, as asyncio does
         return result
-    if _get_running_loop() is None:
+    loop = _get_running_loop()
+    if loop is None:
         raise no_loop_error()
-    inner = asyncio.ensure_future(fn(*args))
-    return await _await_through_cancellation(inner)
+    inner = asyncio.ensure_future(fn(*args), loop=loop)
+    try:  # _await_through_cancellation written out: one coroutine frame less on every call
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError as cancelled:
+        await _wait_out(inner, cancelled)
 
 
 class TaskGroup:
@@ -183,9 +203,12 @@ class _AsyncioTaskGroup(TaskGroup):
         self._cancel_state = 0  # 0: not cancelled; 1: cancel() called, host cancelled; 2: exited
 
     async def __aenter__(self) -> _AsyncioTaskGroup:
-        if _get_running_loop() is None:
-            raise no_loop_error()
-        await self._group.__aenter__()
+        try:
+            await self._group.__aenter__()
+        except RuntimeError:
+            if _get_running_loop() is None:
+                raise no_loop_error() from None
+            raise
         self._host = asyncio.current_task()
         if not _NATIVE_CANCEL:
             self._entry_cancelling = self._host.cancelling()  # type: ignore[union-attr]  # inside a task

@@ -29,8 +29,9 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
-from ._backend import anyio_if_imported, is_trio, no_loop_error, trio_module
+from ._backend import _thread_local, anyio_if_imported, is_trio, no_loop_error, trio_module
 
+_asyncio_sleep = asyncio.sleep
 _shield_epoch = 0  # counts shielded() entries; a timeout is held off by a shield entered after it (larger epoch)
 _active_shields: dict[asyncio.Task[Any], list[_AsyncioShielded]] = {}  # per task, outermost first
 
@@ -62,19 +63,22 @@ def current_time() -> float:
 def sleep(seconds: float) -> Awaitable[None]:
     """Sleep for ``seconds`` (>= 0; ``ValueError`` for negative or NaN). ``sleep(0)`` is a checkpoint.
 
-    Returns the native coroutine itself, so the call costs what the native one costs.
+    Returns the native coroutine itself (``trio.sleep(0)`` is ``trio.lowlevel.checkpoint()``, which compat calls
+    directly), so the call costs what the native one costs.
     """
-    _check_seconds(seconds, "sleep()")
-    if is_trio():
-        return trio_module().sleep(seconds)  # type: ignore[no-any-return]  # ModuleType attribute
-    return asyncio.sleep(seconds)
+    if not seconds >= 0:  # one comparison for the checks below: False for negative numbers and NaN
+        _check_seconds(seconds, "sleep()")
+    if _thread_local.name == "trio":  # is_trio() written out: this is the hottest call of all
+        trio = trio_module()
+        return trio.lowlevel.checkpoint() if seconds == 0 else trio.sleep(seconds)  # type: ignore[no-any-return]
+    return _asyncio_sleep(seconds)
 
 
 def checkpoint() -> Awaitable[None]:
     """Let other tasks run and deliver a pending cancellation (``asyncio.sleep(0)`` / ``trio.lowlevel.checkpoint()``)."""
-    if is_trio():
+    if _thread_local.name == "trio":
         return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]  # ModuleType attribute
-    return asyncio.sleep(0)
+    return _asyncio_sleep(0)
 
 
 def _check_deadline(deadline: float, what: str) -> None:
