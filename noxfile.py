@@ -1,9 +1,9 @@
 """Sessions: tests per Python x backend, lint, typecheck, bench.
 
-``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), lint, typecheck and the asgi-lifespan and stamina
-downstream suites (they download those two sdists and their test tools: 30-40 s each); ``nox -s bench`` runs the
-benchmarks. The interpreters come from pyenv: ``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has
-is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
+``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), tests_trio_oldest (compat's tests on the oldest trio
+it supports), lint, typecheck and the asgi-lifespan and stamina downstream suites (they download those two sdists
+and their test tools: 30-40 s each); ``nox -s bench`` runs the benchmarks. The interpreters come from pyenv:
+``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
 Debian 12) runs instead inside the cached Debian sid root of ``scripts/sid-root.sh`` (built on first use; needs
 root), with the same suite and its own PostgreSQL and Redis; its session has the same name (``tests-3.14``).
 """
@@ -23,6 +23,7 @@ BACKENDS = ["asyncio", "trio"]
 nox.options.sessions = [
     "tests",
     *(f"tests-{version}" for version in IN_SID_ROOT),
+    "tests_trio_oldest",
     "lint",
     "typecheck",
     "downstream_asgi_lifespan",  # about 30 s each with a fresh venv: the sdist, its test tools and both suite runs
@@ -87,6 +88,26 @@ def soak(session: nox.Session, backend: str) -> None:
         *session.posargs,
         env={"COMPAT_TEST_BACKENDS": backend, "SESSION_STORE_SOAK": "1"},
     )
+
+
+TRIO_OLDEST = "0.23.0"  # compat._backend.OLDEST_TRIO: older trio sets no sniffio.thread_local (a test checks both)
+ANYIO_FOR_TRIO_OLDEST = "4.10.0"  # the anyio of the interop tests; later releases call trio APIs 0.23 lacks
+
+
+@nox.session(python="3.11")
+def tests_trio_oldest(session: nox.Session) -> None:
+    """compat's own tests (tests/test_compat_*.py) on the oldest trio compat supports, async tests on trio.
+
+    The project is installed without its ``[trio]`` extra (which asks for a newer trio for session_store).
+    """
+    from pathlib import Path
+
+    session.install(
+        "-e", ".", f"trio=={TRIO_OLDEST}", f"anyio=={ANYIO_FOR_TRIO_OLDEST}",
+        "pytest>=8", "pytest-asyncio>=0.24", "pytest-trio>=0.8", "hypothesis>=6",
+    )  # fmt: skip
+    files = sorted(str(path) for path in Path("tests").glob("test_compat_*.py"))
+    session.run("pytest", "-p", "no:cacheprovider", *(session.posargs or files), env={"COMPAT_TEST_BACKENDS": "trio"})
 
 
 @nox.session(python="3.11")

@@ -74,10 +74,21 @@ from __future__ import annotations
 import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
-from ._sync import CapacityLimiter, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._sync import CapacityLimiter, Condition, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
 from ._tasks import TaskGroup, TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
-from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, shielded, sleep
+from ._timeouts import (
+    TimeoutScope,
+    checkpoint,
+    current_time,
+    fail_after,
+    fail_at,
+    move_on_after,
+    move_on_at,
+    shielded,
+    sleep,
+    sleep_until,
+)
 
 
 def get_cancelled_exc_class() -> type[BaseException]:
@@ -93,6 +104,7 @@ def get_cancelled_exc_class() -> type[BaseException]:
 __all__ = [
     "Backend",
     "CapacityLimiter",
+    "Condition",
     "Event",
     "Lock",
     "Queue",
@@ -109,11 +121,14 @@ __all__ = [
     "current_backend",
     "current_time",
     "fail_after",
+    "fail_at",
     "get_cancelled_exc_class",
     "move_on_after",
+    "move_on_at",
     "run_sync",
     "shield",
     "shielded",
     "sleep",
+    "sleep_until",
     "spawn_detached",
 ]

@@ -38,6 +38,8 @@ ASYNCIO_PRIVATE_ATTRIBUTES: tuple[PrivateAttribute, ...] = (
     PrivateAttribute("Semaphore", "_waiters", "compat._sync: Semaphore / CapacityLimiter idleness"),
     PrivateAttribute("Semaphore", "_value", "compat._sync: the free slots of Semaphore / CapacityLimiter"),
     PrivateAttribute("BoundedSemaphore", "_value", "compat._sync: a bounded Semaphore starts below its bound"),
+    PrivateAttribute("Condition", "_loop", "compat._sync: an idle Condition bound to a finished loop is unbound"),
+    PrivateAttribute("Condition", "_waiters", "compat._sync: Condition idleness and stale-loop check"),
     PrivateAttribute("Queue", "_loop", "compat._sync: an idle Queue bound to a finished loop is unbound"),
     PrivateAttribute("Queue", "_getters", "compat._sync: Queue idleness; close() wakes waiting gets (3.11/3.12)"),
     PrivateAttribute("Queue", "_putters", "compat._sync: Queue idleness; close() wakes waiting puts (3.11/3.12)"),

@@ -200,6 +200,8 @@ class Event(_Bound):
             return _already_set()
         native = self._native
         if _thread_local.name is not self._bound_under:
+            if self._flag:  # set before its first wait under trio: trio's wait() of a set Event is a checkpoint
+                return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]
             native = self._bind()
         elif self._asyncio and not native._value:
             _drop_stale_loop(native)
@@ -369,6 +371,93 @@ class Semaphore(_CountingBound):
     def max_value(self) -> int | None:
         """The bound given at construction (``None``: unbounded)."""
         return self._max
+
+
+class Condition(_Bound):
+    """A condition variable: ``async with cond:``, ``await cond.wait()``, ``cond.notify(n=1)``, ``notify_all()``.
+
+    ``lock`` is a :class:`Lock` to share (a new one by default). asyncio: ``asyncio.Condition`` around the lock's
+    ``asyncio.Lock``; trio: ``trio.Condition`` around its ``trio.Lock`` (owner-checked, acquire is a
+    checkpoint). ``wait()`` and ``notify()`` need the lock held (``RuntimeError`` otherwise, on both); a
+    cancelled ``wait()`` re-acquires the lock before the cancellation propagates. Bound on first use and
+    rebound with its lock when idle.
+    """
+
+    __slots__ = ("_lock", "_native_lock")
+
+    def __init__(self, lock: Lock | None = None) -> None:
+        if lock is not None and not isinstance(lock, Lock):
+            raise TypeError(f"Condition lock must be a compat.Lock or None, got {type(lock).__name__}")
+        super().__init__()
+        self._lock = lock if lock is not None else Lock()
+        self._native_lock: Any = None
+
+    def _bind(self) -> Any:
+        native_lock = self._lock._bind()
+        if self._native is None or native_lock is not self._native_lock:
+            if self._native is not None and not self._idle():
+                raise RuntimeError(
+                    f"this compat.Condition has waiters under {self._backend}; "
+                    "it can only move to another loop or backend once it is idle"
+                )
+            self._native_lock = native_lock
+            condition = trio_module().Condition if self._lock._backend == "trio" else asyncio.Condition
+            self._native = condition(native_lock)
+        self._backend = self._lock._backend
+        self._asyncio = self._lock._asyncio
+        self._bound_under = _thread_local.name
+        return self._native
+
+    def _idle(self) -> bool:
+        return not self._lock.locked() and super()._idle()
+
+    def acquire(self) -> Awaitable[Any]:
+        """Acquire the underlying lock (prefer ``async with``)."""
+        if _thread_local.name is not self._bound_under or self._native_lock is not self._lock._native:
+            self._bind()
+        native_lock = self._native_lock
+        if self._asyncio and native_lock._locked:
+            _drop_stale_loop(native_lock)
+        return native_lock.acquire()  # type: ignore[no-any-return]
+
+    __aenter__ = acquire
+
+    def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[None]:
+        self._native_lock.release()
+        return _COMPLETED
+
+    def release(self) -> None:
+        """Release the underlying lock."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True while some task holds the underlying lock."""
+        return self._lock.locked()
+
+    def wait(self) -> Awaitable[Any]:
+        """Release the lock, wait for a notify, re-acquire the lock (also when cancelled, before raising)."""
+        native = self._native
+        if _thread_local.name is not self._bound_under or self._native_lock is not self._lock._native:
+            native = self._bind()
+        if self._asyncio:
+            _drop_stale_loop(native)
+            _drop_stale_loop(self._native_lock)
+        return native.wait()  # type: ignore[no-any-return]
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiting tasks (the lock must be held)."""
+        self._held().notify(n)
+
+    def notify_all(self) -> None:
+        """Wake every waiting task (the lock must be held)."""
+        self._held().notify_all()
+
+    def _held(self) -> Any:
+        if self._native is None or not self._lock.locked():
+            raise RuntimeError("notify() needs the condition's lock held: call it inside 'async with condition:'")
+        return self._native
 
 
 # ------------------------------------------------------------------------------------------------------- Queue

@@ -16,11 +16,20 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from ._backend import anyio_if_imported, current_backend, is_trio, trio_module
+from ._backend import (
+    _get_running_loop,
+    _thread_local,
+    anyio_if_imported,
+    current_backend,
+    is_trio,
+    no_loop_error,
+    trio_module,
+)
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
@@ -29,13 +38,21 @@ logger = logging.getLogger(__name__.rpartition(".")[0] or __name__)
 async def _await_through_cancellation(future: asyncio.Future[T]) -> T:
     """Wait for ``future`` even while being cancelled; afterwards re-raise the first cancellation, if any.
 
-    The common case is one ``asyncio.shield``. Once cancelled, the wait goes on with ``asyncio.wait``, which never
-    raises the future's own exception (so the cancellation cannot be lost) and never cancels the future.
+    The common case is one ``asyncio.shield``; once cancelled, :func:`_wait_out` takes over.
     """
     try:
         return await asyncio.shield(future)
-    except asyncio.CancelledError as exc:
-        cancelled = exc
+    except asyncio.CancelledError as cancelled:
+        await _wait_out(future, cancelled)
+
+
+async def _wait_out(future: asyncio.Future[Any], cancelled: asyncio.CancelledError) -> NoReturn:
+    """The caller was cancelled while waiting for ``future``: wait on until it is done, then raise ``cancelled``.
+
+    ``asyncio.wait`` never raises the future's own exception (so the cancellation cannot be lost) and never
+    cancels the future. If anyio is imported the wait sits in an anyio shield, so a cancelled anyio scope does
+    not re-cancel it on every await (a spin).
+    """
     anyio = anyio_if_imported()
     scope: contextlib.AbstractContextManager[Any] = (
         anyio.CancelScope(shield=True) if anyio is not None else contextlib.nullcontext()
@@ -59,14 +76,20 @@ async def shield(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
     the caller was cancelled: on asyncio the cancellation wins (the call's error is its ``__context__``); on trio
     the call's error propagates and the cancellation arrives at the next checkpoint.
     """
-    if is_trio():
+    if _thread_local.name == "trio":
         trio = trio_module()
         with trio.CancelScope(shield=True):
             result = await fn(*args)
         await trio.lowlevel.checkpoint_if_cancelled()  # deliver a cancellation that arrived meanwhile, as asyncio does
         return result
-    inner = asyncio.ensure_future(fn(*args))
-    return await _await_through_cancellation(inner)
+    loop = _get_running_loop()
+    if loop is None:
+        raise no_loop_error()
+    inner = asyncio.ensure_future(fn(*args), loop=loop)
+    try:  # _await_through_cancellation written out: one coroutine frame less on every call
+        return await asyncio.shield(inner)
+    except asyncio.CancelledError as cancelled:
+        await _wait_out(inner, cancelled)
 
 
 class TaskGroup:
@@ -180,7 +203,12 @@ class _AsyncioTaskGroup(TaskGroup):
         self._cancel_state = 0  # 0: not cancelled; 1: cancel() called, host cancelled; 2: exited
 
     async def __aenter__(self) -> _AsyncioTaskGroup:
-        await self._group.__aenter__()
+        try:
+            await self._group.__aenter__()
+        except RuntimeError:
+            if _get_running_loop() is None:
+                raise no_loop_error() from None
+            raise
         self._host = asyncio.current_task()
         if not _NATIVE_CANCEL:
             self._entry_cancelling = self._host.cancelling()  # type: ignore[union-attr]  # inside a task
@@ -258,11 +286,18 @@ DoneCallback = Callable[["TaskHandle"], object]
 
 
 class TaskHandle:
-    """A handle on a detached task: ``cancel()``, ``done()``, ``add_done_callback(cb)``, ``await wait()``.
+    """A handle on a detached task: ``cancel()``, ``done()``, ``add_done_callback(cb)``, ``await wait()``,
+    ``result()``, ``exception()``, ``await aclose()``.
 
     ``cancel()`` may be called from any task. ``wait()`` returns once the task has finished; it returns quietly
     if the task was cancelled, re-raises the task's exception otherwise, and cancelling the *waiter* never
-    cancels the task. ``cb(handle)`` runs exactly once per callback, after completion.
+    cancels the task. ``result()`` / ``exception()`` work like ``asyncio.Future``'s on a finished task
+    (``asyncio.InvalidStateError`` before that), except that a cancelled task's result and exception are None.
+    ``aclose()`` cancels the task and waits until it has finished, even if the caller is cancelled meanwhile
+    (that cancellation is delivered afterwards); it re-raises the task's exception but never its cancellation.
+    An exception retrieved by ``wait()``, ``result()``, ``exception()`` or ``aclose()`` is never logged; one
+    nobody retrieves is logged once, when the handle (asyncio: the task) is garbage-collected.
+    ``cb(handle)`` runs exactly once per callback, after completion.
     """
 
     __slots__ = ()
@@ -279,6 +314,19 @@ class TaskHandle:
     async def wait(self) -> None:
         raise NotImplementedError
 
+    def result(self) -> Any:
+        raise NotImplementedError
+
+    def exception(self) -> BaseException | None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+def _not_done() -> asyncio.InvalidStateError:
+    return asyncio.InvalidStateError("the detached task has not finished yet; await handle.wait() first")
+
 
 _running_tasks: set[asyncio.Task[Any]] = set()  # asyncio only keeps weak references to tasks
 
@@ -286,7 +334,9 @@ _running_tasks: set[asyncio.Task[Any]] = set()  # asyncio only keeps weak refere
 class _AsyncioTaskHandle(TaskHandle):
     """``wait()`` waits on futures of its own: awaiting the task itself would cancel it with a cancelled waiter.
 
-    One done-callback per task (``_finished``) drops the strong reference and wakes the waiters.
+    One done-callback per task (``_finished``) drops the strong reference and wakes the waiters. The task's
+    exception is left for asyncio to report ("Task exception was never retrieved") unless one of the methods
+    retrieves it (``task.exception()`` marks it retrieved).
     """
 
     __slots__ = ("_task", "_waiters")
@@ -313,29 +363,64 @@ class _AsyncioTaskHandle(TaskHandle):
     def add_done_callback(self, callback: DoneCallback) -> None:
         self._task.add_done_callback(lambda _task: callback(self))
 
+    def _new_waiter(self) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = self._task.get_loop().create_future()
+        if self._waiters is None:
+            self._waiters = [waiter]
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    async def _until_done(self) -> None:
+        waiter = self._new_waiter()
+        try:
+            await waiter
+        finally:
+            waiters = self._waiters
+            if waiters is not None and waiter in waiters:  # this waiter was cancelled: forget it
+                waiters.remove(waiter)
+
     async def wait(self) -> None:
+        if not self._task.done():
+            await self._until_done()
+        self.result()
+
+    def result(self) -> Any:
         task = self._task
         if not task.done():
-            waiter: asyncio.Future[None] = task.get_loop().create_future()
-            if self._waiters is None:
-                self._waiters = [waiter]
-            else:
-                self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                waiters = self._waiters
-                if waiters is not None and waiter in waiters:  # this waiter was cancelled: forget it
-                    waiters.remove(waiter)
+            raise _not_done()
         if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            raise exc
+            return None
+        return task.result()
+
+    def exception(self) -> BaseException | None:
+        task = self._task
+        if not task.done():
+            raise _not_done()
+        if task.cancelled():
+            return None
+        return task.exception()
+
+    async def aclose(self) -> None:
+        task = self._task
+        if not task.done():
+            task.cancel()
+            try:
+                await self._until_done()
+            except asyncio.CancelledError as cancelled:  # the caller is cancelled too: the task finishes first
+                with contextlib.suppress(asyncio.CancelledError):
+                    await _await_through_cancellation(self._new_waiter())
+                if self.exception() is not None:
+                    cancelled.__context__ = self.exception()
+                raise cancelled
+        self.result()
 
 
 class _TrioTaskHandle(TaskHandle):
-    __slots__ = ("_scope", "_finished", "_callbacks", "_exception")
+    """A system task in its own cancel scope; the outcome is kept on the handle, which logs an exception nobody
+    retrieved when it is garbage-collected (as asyncio does for a task)."""
+
+    __slots__ = ("_scope", "_finished", "_callbacks", "_exception", "_result", "_retrieved", "__weakref__")
 
     def __init__(self) -> None:
         trio = trio_module()
@@ -343,26 +428,19 @@ class _TrioTaskHandle(TaskHandle):
         self._finished = trio.Event()
         self._callbacks: list[DoneCallback] | None = []
         self._exception: BaseException | None = None
+        self._result: Any = None
+        self._retrieved = False
 
-    async def _run(self, coro: Coroutine[Any, Any, Any]) -> None:
-        trio = trio_module()
-        outcome: BaseException | None = None
-        try:
-            with self._scope:
-                await coro
-        except trio.Cancelled:
-            pass  # cancelled from outside (end of run): the task ends quietly
-        except BaseExceptionGroup as group:  # e.g. a nursery inside the task, cancelled at the end of the run
-            _cancelled, outcome = group.split(trio.Cancelled)
-        except BaseException as exc:  # a system task must not raise: that would crash the whole run
-            outcome = exc
-        self._exception = outcome
-        if outcome is not None:
-            logger.warning("unhandled exception in a detached trio task", exc_info=outcome)
+    def _finish(self, result: Any, exception: BaseException | None) -> None:
+        self._result, self._exception = result, exception
         self._finished.set()
         callbacks, self._callbacks = self._callbacks or [], None
         for callback in callbacks:
             self._call(callback)
+
+    def __del__(self) -> None:
+        if self._exception is not None and not self._retrieved:
+            _log_unretrieved(self._exception)
 
     def _call(self, callback: DoneCallback) -> None:
         try:
@@ -384,15 +462,68 @@ class _TrioTaskHandle(TaskHandle):
 
     async def wait(self) -> None:
         await self._finished.wait()
+        self.result()
+
+    def result(self) -> Any:
         if self._exception is not None:
+            self._retrieved = True
             raise self._exception
+        if not self._finished.is_set():
+            raise _not_done()
+        return self._result
+
+    def exception(self) -> BaseException | None:
+        if not self._finished.is_set():
+            raise _not_done()
+        self._retrieved = True
+        return self._exception
+
+    async def aclose(self) -> None:
+        trio = trio_module()
+        self._scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self._finished.wait()
+        self.result()
+        await trio.lowlevel.checkpoint_if_cancelled()  # the caller's own cancellation, now that the task is gone
+
+
+def _log_unretrieved(exception: BaseException) -> None:
+    logger.error(
+        "exception of a detached trio task was never retrieved (wait(), result(), exception() or aclose())",
+        exc_info=exception,
+    )
+
+
+async def _run_detached(handle_ref: weakref.ref[_TrioTaskHandle], scope: Any, coro: Coroutine[Any, Any, Any]) -> None:
+    """The body of a detached trio task. It holds its handle only weakly, and only at the end: the traceback of
+    an exception keeps this frame alive, and a handle held by it could not be freed (and log) when dropped."""
+    trio = trio_module()
+    result: Any = None
+    outcome: BaseException | None = None
+    try:
+        with scope:
+            result = await coro
+    except trio.Cancelled:
+        pass  # cancelled from outside (end of run): the task ends quietly
+    except BaseExceptionGroup as group:  # e.g. a nursery inside the task, cancelled at the end of the run
+        _cancelled, outcome = group.split(trio.Cancelled)
+    except BaseException as exc:  # a system task must not raise: that would crash the whole run
+        outcome = exc
+    handle = handle_ref()
+    if handle is None:  # nobody holds the handle any more, so nobody can retrieve the exception
+        if outcome is not None:
+            _log_unretrieved(outcome)
+        return
+    handle._finish(result, outcome)
+    del handle
 
 
 def spawn_detached(coro: Coroutine[Any, Any, Any]) -> TaskHandle:
     """Start ``coro`` as a task that is not bound to the caller's lifetime, and return its :class:`TaskHandle`.
 
-    The caller's contextvars are copied into the task on both backends. An exception nobody waits for is
-    logged (asyncio: "Task exception was never retrieved"; trio: a warning on the ``compat`` logger). Under an
+    The caller's contextvars are copied into the task on both backends. An exception nobody retrieves is logged
+    once the handle is garbage-collected (asyncio: "Task exception was never retrieved" on the ``asyncio``
+    logger; trio: an error on the ``compat`` logger). Under an
     unsupported backend (no running loop) the coroutine is closed and :class:`UnsupportedBackendError` raised.
     """
     try:
@@ -403,7 +534,12 @@ def spawn_detached(coro: Coroutine[Any, Any, Any]) -> TaskHandle:
     if backend == "trio":
         handle = _TrioTaskHandle()
         trio_module().lowlevel.spawn_system_task(
-            handle._run, coro, name=getattr(coro, "__qualname__", None), context=contextvars.copy_context()
+            _run_detached,
+            weakref.ref(handle),
+            handle._scope,
+            coro,
+            name=getattr(coro, "__qualname__", None),
+            context=contextvars.copy_context(),
         )
         return handle
     return _AsyncioTaskHandle(asyncio.get_running_loop().create_task(coro))

@@ -50,6 +50,7 @@ async def instances() -> dict[str, Any]:
         "Semaphore": asyncio.Semaphore(2),
         "BoundedSemaphore": asyncio.BoundedSemaphore(2),
         "Queue": asyncio.Queue(1),
+        "Condition": asyncio.Condition(),
         "Task": task,
     }
 
@@ -202,3 +203,26 @@ def test_queue_getters_putters_and_loop_mean_what_compat_reads() -> None:
     asyncio.run(wait_for_one())
     queue._loop = None
     asyncio.run(wait_for_one())  # without the reset: RuntimeError "is bound to a different event loop"
+
+
+def test_condition_waiters_and_loop_mean_what_compat_reads() -> None:
+    async def check() -> None:
+        cond = asyncio.Condition()
+
+        async def wait() -> None:
+            async with cond:
+                await cond.wait()
+
+        waiter = asyncio.get_running_loop().create_task(wait())
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in cond._waiters), broken(
+            by_name("Condition", "_waiters"), "a task in wait() is not in _waiters"
+        )
+        assert cond._loop is asyncio.get_running_loop(), broken(
+            by_name("Condition", "_loop"), "a Condition with a waiter is not bound to the running loop"
+        )
+        async with cond:
+            cond.notify()
+        await waiter
+
+    asyncio.run(check())

@@ -347,3 +347,34 @@ def test_task_group_under_anyio(anyio_backend_name: str) -> None:
 @pytest.mark.skipif(not EMULATED_CANCEL, reason="Python 3.15+ has a native TaskGroup.cancel()")
 def test_the_emulation_is_what_runs_here() -> None:
     assert compat._tasks._NATIVE_CANCEL is False
+
+
+async def test_an_enclosing_scope_cancelled_after_cancel_still_propagates() -> None:
+    """gh-155433 with a compat scope around the group: its cancellation is not swallowed by the group."""
+    after: list[str] = []
+    with compat.move_on_after(None) as outer:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(compat.sleep, 5)
+            tg.cancel()
+            outer.cancel()
+            await compat.sleep(1)
+        after.append("the group swallowed the outer cancellation")
+    assert outer.cancelled_caught
+    assert after == []
+
+
+async def test_an_enclosing_scope_cancelled_by_a_child_after_cancel_still_propagates() -> None:
+    after: list[str] = []
+
+    async def cancel_both(tg: compat.TaskGroup, outer: Any) -> None:
+        await compat.sleep(0)
+        tg.cancel()
+        outer.cancel()
+
+    with compat.move_on_after(None) as outer:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(cancel_both, tg, outer)
+            await compat.sleep(1)
+        after.append("the group swallowed the outer cancellation")
+    assert outer.cancelled_caught
+    assert after == []
