@@ -10,7 +10,9 @@ each describes its library with a :class:`Library` and calls :func:`main`, which
    own, which ``<package>/_compat`` would shadow; the copy is refused if the name is taken) and the library's
    dispatch code is replaced by ours (:attr:`Library.replace`);
 3. makes each tree importable: on the path as it is (``src/``), or, for a library whose suite reads its own
-   installed metadata, ``pip install --no-deps --target`` into a folder of its own;
+   installed metadata, ``pip install --no-deps --target`` into a folder of its own (without build isolation and
+   index when :attr:`Library.build_modules` are importable, as the session installs them: nothing is then
+   fetched per tree);
 4. checks that the copy imports our code, runs the suite in each tree (its own pytest configuration, plus
    :attr:`Library.pytest_args`), reads every test's outcome from a JUnit XML report, prints the counts per backend
    and exits non-zero if any outcome differs between the trees, if a tree has failures, or if no test ran.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -50,6 +53,7 @@ class Library:
     replace: Callable[[Path], None]  # puts our dispatch code into the copy's package folder (given as argument)
     probe: str  # Python code that fails unless the copy runs our code on the vendored compat
     install: bool = False  # True: pip-install each tree (its suite reads the installed metadata); False: path
+    build_modules: tuple[str, ...] = ()  # its build backend's modules: when importable, build without isolation
     pytest_args: tuple[str, ...] = ()  # added to the library's own pytest configuration
 
     @property
@@ -116,9 +120,10 @@ def import_root(library: Library, tree: Path, work: Path) -> Path:
         return tree / Path(library.package_dir).parent
     site = work / f"{tree.name}-site"
     shutil.rmtree(site, ignore_errors=True)
+    local_build = library.build_modules and all(importlib.util.find_spec(name) for name in library.build_modules)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile", "--target", str(site),
-         str(tree)],
+         *(["--no-build-isolation", "--no-index"] if local_build else []), str(tree)],
         check=True,
     )  # fmt: skip
     return site

@@ -71,6 +71,7 @@ STAMINA = Library(
         "assert core._smart_sleep is compat.sleep, core._smart_sleep; print(core.__file__)"
     ),
     install=True,
+    build_modules=("hatchling", "hatch_vcs", "hatch_fancy_pypi_readme"),  # its build-system requires
 )
 
 if __name__ == "__main__":
