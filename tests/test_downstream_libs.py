@@ -115,6 +115,20 @@ async def test_asgi_lifespan_background_cancels_an_app_still_running_at_exit(con
     assert cleaned_up == ["app"]
 
 
+async def test_asgi_lifespan_background_cancels_an_app_that_has_not_started_yet(concurrency: ModuleType) -> None:
+    backend = concurrency.detect_concurrency_backend()
+    reached: list[str] = []
+
+    async def app() -> None:
+        await compat.sleep(3600)
+        reached.append("after the sleep")
+
+    with compat.fail_after(5):
+        async with backend.run_in_background(app):
+            pass  # no checkpoint: the app has not run yet
+    assert reached == []
+
+
 async def test_asgi_lifespan_background_raises_the_app_error_itself(concurrency: ModuleType) -> None:
     backend = concurrency.detect_concurrency_backend()
 

@@ -64,10 +64,9 @@ class Background:
     def __init__(self, coroutine: typing.Callable[[], typing.Awaitable[None]]) -> None:
         self._coroutine = coroutine
         self._group: TaskGroup | None = None
-        self._running = False
+        self._running = False  # from start_soon until fn() has returned or raised
 
     async def _run(self) -> None:
-        self._running = True
         try:
             await self._coroutine()
         finally:
@@ -78,6 +77,7 @@ class Background:
         await group.__aenter__()
         self._group = group
         group.start_soon(self._run)
+        self._running = True
 
     async def __aexit__(
         self,
