@@ -56,10 +56,6 @@ class Library:
     build_modules: tuple[str, ...] = ()  # its build backend's modules: when importable, build without isolation
     pytest_args: tuple[str, ...] = ()  # added to the library's own pytest configuration
 
-    @property
-    def package(self) -> str:
-        return Path(self.package_dir).name
-
     def default_work(self) -> Path:
         return Path(tempfile.gettempdir()) / f"session-store-downstream-{self.project}-{self.version}"
 
@@ -155,6 +151,7 @@ def read_junit(report: Path) -> Outcomes:
 def run_suite(library: Library, tree: Path, root: Path, report: Path, pytest_args: list[str]) -> Outcomes:
     """Run the library's tests in ``tree`` with ``root`` first on the path, and read each outcome."""
     env = {**_environ(), "PYTHONPATH": str(root)}
+    report.unlink(missing_ok=True)  # never read a previous run's report
     subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", *library.pytest_args,
          *pytest_args],
