@@ -342,3 +342,18 @@ def test_libraries_benchmark_runs_both_copies_on_both_backends() -> None:
         assert f"{backend}|asgi-lifespan|startup + shutdown, 20 concurrent" in rows
     has_tenacity = importlib.util.find_spec("tenacity") is not None
     assert any("|stamina|" in row for row in rows) == has_tenacity
+
+
+def test_a_suite_that_crashes_is_never_read_from_a_previous_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # a plain suite: no plugin needed, faster
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "pytest.ini").write_text("[pytest]\n")
+    (tree / "conftest.py").write_text("raise ImportError('the suite cannot even load its conftest')\n")
+    report = tmp_path / "compat.xml"
+    report.write_text('<testsuites><testsuite><testcase classname="t" name="test_old"/></testsuite></testsuites>')
+    library = sdist_suite.Library(project="x", version="1", package_dir="x", replace=lambda package: None, probe="")
+    with pytest.raises(RuntimeError, match="pytest wrote no report"):
+        sdist_suite.run_suite(library, tree, tree, report, ["-q"])
