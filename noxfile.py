@@ -2,7 +2,7 @@
 
 ``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), tests_trio_oldest (compat's tests on the oldest trio
 it supports), lint, typecheck and the asgi-lifespan and stamina downstream suites (they download those two sdists
-and their test tools: 30-40 s each); ``nox -s bench`` runs the benchmarks. The interpreters come from pyenv:
+and their test tools: 30-45 s each); ``nox -s bench`` runs the benchmarks. The interpreters come from pyenv:
 ``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
 Debian 12) runs instead inside the cached Debian sid root of ``scripts/sid-root.sh`` (built on first use; needs
 root), with the same suite and its own PostgreSQL and Redis; its session has the same name (``tests-3.14``).
