@@ -29,17 +29,19 @@ _CLOSED = object()  # the _bound_under of a closed Queue: its puts and gets take
 T = TypeVar("T")
 
 
+_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
+next(_EXHAUSTED, None)
+
+
 class _Completed:
     """An awaitable that finishes at once without yielding: what a sync ``release()`` hands to ``async with``."""
 
     __slots__ = ()
+    # ``await`` calls this with no arguments (a builtin bound method is no descriptor): it returns the exhausted
+    # generator, whose first step is StopIteration(None). Being C code, it adds no Python frame to the await.
+    __await__ = _EXHAUSTED.__iter__
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return _EXHAUSTED  # an exhausted iterator: ``await`` sees StopIteration(None) immediately
 
-
-_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
-next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
 
 _ASYNCIO_SEMAPHORE_RELEASE = asyncio.Semaphore.release
