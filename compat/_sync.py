@@ -25,20 +25,23 @@ from typing import Any, Generic, TypeVar
 from ._backend import _thread_local, current_backend, trio_module
 
 _UNBOUND = object()
+_CLOSED = object()  # the _bound_under of a closed Queue: its puts and gets take the checked path
 T = TypeVar("T")
+
+
+_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
+next(_EXHAUSTED, None)
 
 
 class _Completed:
     """An awaitable that finishes at once without yielding: what a sync ``release()`` hands to ``async with``."""
 
     __slots__ = ()
+    # ``await`` calls this with no arguments (a builtin bound method is no descriptor): it returns the exhausted
+    # generator, whose first step is StopIteration(None). Being C code, it adds no Python frame to the await.
+    __await__ = _EXHAUSTED.__iter__
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return _EXHAUSTED  # an exhausted iterator: ``await`` sees StopIteration(None) immediately
 
-
-_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
-next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
 
 _ASYNCIO_SEMAPHORE_RELEASE = asyncio.Semaphore.release
@@ -455,7 +458,8 @@ class Condition(_Bound):
         self._held().notify_all()
 
     def _held(self) -> Any:
-        if self._native is None or not self._lock.locked():
+        """The native condition; its notify() checks that the lock is held (RuntimeError) on both backends."""
+        if self._native is None:
             raise RuntimeError("notify() needs the condition's lock held: call it inside 'async with condition:'")
         return self._native
 
@@ -590,13 +594,13 @@ class Queue(_Bound, Generic[T]):
     def put(self, item: T) -> Awaitable[None]:
         """Put ``item`` at the end, waiting while the queue is full; :class:`QueueClosed` once closed."""
         native = self._native
-        if _thread_local.name is not self._bound_under:
-            native = self._bind()
-        if self._closed:
-            raise _closed_error("put()")
+        if _thread_local.name is not self._bound_under:  # first use, a new backend, or closed
+            native = self._checked("put()", putting=True)
         if self._asyncio:
-            if native.full():
-                _drop_stale_queue_loop(native)
+            if len(native._queue) < self._maxsize:
+                native.put_nowait(item)  # what asyncio's put() does when there is room, minus its coroutine
+                return _COMPLETED
+            _drop_stale_queue_loop(native)
             return native.put(item)  # type: ignore[no-any-return]
         return _trio_put(native, item)
 
@@ -624,15 +628,28 @@ class Queue(_Bound, Generic[T]):
         """Remove and return the first item, waiting while the queue is empty; :class:`QueueClosed` once closed
         and drained."""
         native = self._native
-        if _thread_local.name is not self._bound_under:
-            native = self._bind()
+        if _thread_local.name is not self._bound_under:  # first use, a new backend, or closed
+            native = self._checked("get()", putting=False)
         if self._asyncio:
-            if native.empty():
-                if self._closed:
-                    raise _closed_error("get()")
+            if not native._queue:
                 _drop_stale_queue_loop(native)
             return native.get()  # type: ignore[no-any-return]
         return _trio_get(self._receive)
+
+    def _checked(self, what: str, putting: bool) -> Any:
+        """The slow path of put/get: bind (or rebind), and refuse what a closed queue no longer does.
+
+        A closed queue keeps ``_bound_under`` at ``_CLOSED``, so its puts and gets always come here and the fast
+        path needs no closed check of its own.
+        """
+        if putting and self._closed:
+            raise _closed_error(what)
+        native = self._bind()
+        if self._closed:
+            self._bound_under = _CLOSED
+            if self._asyncio and not native._queue:
+                raise _closed_error(what)
+        return native
 
     def get_nowait(self) -> T:
         """Remove and return the first item or raise :data:`QueueEmpty` at once (:class:`QueueClosed` once closed
@@ -661,6 +678,7 @@ class Queue(_Bound, Generic[T]):
         if self._closed:
             return
         self._closed = True
+        self._bound_under = _CLOSED
         native = self._native
         if native is None:
             return

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ._backend import (
     _get_running_loop,
+    _library_cvar,
     _thread_local,
     anyio_if_imported,
     current_backend,
@@ -186,57 +187,63 @@ async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any,
         future.set_exception(RuntimeError(f"{fn!r} returned without calling task_status.started()"))
 
 
+_BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states of an asyncio group
+
+
 class _AsyncioTaskGroup(TaskGroup):
     """``asyncio.TaskGroup`` with trio's spelling.
 
-    ``cancel()`` is the native one on Python 3.15+. Before 3.15 it cancels the body's task (the host): the
-    TaskGroup then cancels the children as for any cancelled body, and on exit the one cancellation compat
-    requested is taken back (``uncancel()``) and swallowed only if no other was requested meanwhile (the
-    bookkeeping of ``asyncio.timeout``), so an outer cancellation that arrives after ``cancel()`` still propagates.
+    ``cancel()`` is the native one on Python 3.15+. Before 3.15: while the body runs, it cancels the body's task
+    (the host); the TaskGroup then cancels the children as for any cancelled body, and on exit the one
+    cancellation compat requested is taken back (``uncancel()``) and swallowed only if no other was requested
+    meanwhile (the bookkeeping of ``asyncio.timeout``), so an outer cancellation that arrives after ``cancel()``
+    still propagates. Once the body is done and the group only waits for its children, it cancels the children
+    (and any child started afterwards); the host is not touched. A group never cancelled exits through the
+    native ``__aexit__`` itself.
     """
 
-    __slots__ = ("_group", "_host", "_entry_cancelling", "_cancel_state")
+    __slots__ = ("_group", "_host", "_entry_cancelling", "_state")
 
     def __init__(self) -> None:
         self._group = asyncio.TaskGroup()
         self._host: asyncio.Task[Any] | None = None
-        self._cancel_state = 0  # 0: not cancelled; 1: cancel() called, host cancelled; 2: exited
+        self._state = _BODY
 
     async def __aenter__(self) -> _AsyncioTaskGroup:
+        group = self._group
         try:
-            await self._group.__aenter__()
+            await group.__aenter__()
         except RuntimeError:
             if _get_running_loop() is None:
                 raise no_loop_error() from None
             raise
-        self._host = asyncio.current_task()
+        host = self._host = group._parent_task  # type: ignore[attr-defined]  # the task running the body
         if not _NATIVE_CANCEL:
-            self._entry_cancelling = self._host.cancelling()  # type: ignore[union-attr]  # inside a task
+            self._entry_cancelling = host.cancelling()
         return self
 
-    async def __aexit__(
+    def __aexit__(  # type: ignore[override]  # the native awaitable when not cancelled: no coroutine of ours
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool | None:
-        if _NATIVE_CANCEL:
-            await self._group.__aexit__(exc_type, exc, tb)
-            return None
+    ) -> Awaitable[bool | None]:
+        if self._state == _BODY_CANCELLED:
+            return self._exit_cancelled(exc_type, exc, tb)
+        self._state = _EXITING
+        return self._group.__aexit__(exc_type, exc, tb)
+
+    async def _exit_cancelled(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        host = self._host
+        assert host is not None
+        self._state = _DONE
         caught = exc if isinstance(exc, asyncio.CancelledError) else None
         try:
             await self._group.__aexit__(exc_type, exc, tb)
         except asyncio.CancelledError as cancelled:
-            if self._cancel_state == 0:
-                raise
             caught = cancelled
         except BaseException:
-            if self._cancel_state == 1:
-                self._host.uncancel()  # type: ignore[union-attr]  # the children's errors win; take ours back
+            host.uncancel()  # the children's errors win; compat's own cancellation is taken back
             raise
-        finally:
-            state, self._cancel_state = self._cancel_state, 2
-        if state == 0:
-            return None
-        host = self._host
-        assert host is not None
         if caught is None and getattr(host, "_must_cancel", False):
             try:  # cancel() came after the body's last await: the cancellation is still pending, take it here
                 await asyncio.sleep(0)
@@ -247,11 +254,17 @@ class _AsyncioTaskGroup(TaskGroup):
         return True
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]  # fn returns a coroutine
+        task: asyncio.Task[Any] = self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]
+        if self._state == _EXITING_CANCELLED:
+            task.cancel()
 
     async def start(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._host is None:
+            raise RuntimeError("start() on a compat.TaskGroup that was not entered yet")
+        future: asyncio.Future[Any] = self._host.get_loop().create_future()
         task = self._group.create_task(_run_until_started(fn, args, _TaskStatus(future)), name=name)
+        if self._state == _EXITING_CANCELLED:
+            task.cancel()
         try:
             return await future
         except asyncio.CancelledError:
@@ -263,12 +276,16 @@ class _AsyncioTaskGroup(TaskGroup):
         if _NATIVE_CANCEL:
             self._group.cancel()  # type: ignore[attr-defined]  # Python 3.15+
             return
-        if self._cancel_state != 0:
-            return
-        if self._host is None:
-            raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
-        self._cancel_state = 1
-        self._host.cancel("compat.TaskGroup.cancel()")
+        state = self._state
+        if state == _BODY:
+            if self._host is None:
+                raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
+            self._state = _BODY_CANCELLED
+            self._host.cancel("compat.TaskGroup.cancel()")
+        elif state == _EXITING:
+            self._state = _EXITING_CANCELLED
+            for task in self._group._tasks:  # the children still running
+                task.cancel()
 
 
 def create_task_group() -> TaskGroup:
@@ -523,9 +540,13 @@ def spawn_detached(coro: Coroutine[Any, Any, Any]) -> TaskHandle:
 
     The caller's contextvars are copied into the task on both backends. An exception nobody retrieves is logged
     once the handle is garbage-collected (asyncio: "Task exception was never retrieved" on the ``asyncio``
-    logger; trio: an error on the ``compat`` logger). Under an
-    unsupported backend (no running loop) the coroutine is closed and :class:`UnsupportedBackendError` raised.
+    logger; trio: an error on the ``compat`` logger). Under an unsupported backend (no running loop) the
+    coroutine is closed and :class:`UnsupportedBackendError` raised.
     """
+    if _thread_local.name is None and _library_cvar.get() is None:  # plain asyncio: current_backend() inlined
+        loop = _get_running_loop()
+        if loop is not None:
+            return _AsyncioTaskHandle(loop.create_task(coro))
     try:
         backend = current_backend()
     except BaseException:

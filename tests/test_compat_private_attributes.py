@@ -26,7 +26,9 @@ PYTHON = (
 
 # private attributes read off asyncio objects in compat's source: ``native._x``, ``task._x``,
 # ``self._native._x``, ``asyncio._x`` and ``getattr(task, "_x", ...)``
-ACCESS = re.compile(r"\b(?:native|task|self\._native|self\._task|asyncio)\.(_[a-z]\w*)|getattr\(\w+, \"(_[a-z]\w*)\"")
+ACCESS = re.compile(
+    r"\b(?:native|task|group|self\._native|self\._task|self\._group|asyncio)\.(_[a-z]\w*)|getattr\(\w+, \"(_[a-z]\w*)\""
+)
 
 
 def broken(attribute: PrivateAttribute, what: str) -> str:
@@ -51,6 +53,7 @@ async def instances() -> dict[str, Any]:
         "BoundedSemaphore": asyncio.BoundedSemaphore(2),
         "Queue": asyncio.Queue(1),
         "Condition": asyncio.Condition(),
+        "TaskGroup": asyncio.TaskGroup(),
         "Task": task,
     }
 
@@ -180,6 +183,7 @@ def test_queue_getters_putters_and_loop_mean_what_compat_reads() -> None:
         with pytest.raises(LookupError):  # get() re-raises the exception set on its waiter
             await getter
         queue.put_nowait(1)
+        assert list(queue._queue) == [1], broken(by_name("Queue", "_queue"), "it is not the items in FIFO order")
         putter = asyncio.get_running_loop().create_task(queue.put(2))
         await asyncio.sleep(0)
         assert any(not w.done() for w in queue._putters), broken(
@@ -224,5 +228,19 @@ def test_condition_waiters_and_loop_mean_what_compat_reads() -> None:
         async with cond:
             cond.notify()
         await waiter
+
+    asyncio.run(check())
+
+
+def test_task_group_parent_task_tasks_and_loop_mean_what_compat_reads() -> None:
+    async def check() -> None:
+        group = asyncio.TaskGroup()
+        async with group:
+            assert group._parent_task is asyncio.current_task(), broken(
+                by_name("TaskGroup", "_parent_task"), "it is not the task that entered the group"
+            )
+            child = group.create_task(asyncio.sleep(5))
+            assert child in group._tasks, broken(by_name("TaskGroup", "_tasks"), "a running child is not in it")
+            child.cancel()
 
     asyncio.run(check())

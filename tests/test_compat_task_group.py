@@ -378,3 +378,28 @@ async def test_an_enclosing_scope_cancelled_by_a_child_after_cancel_still_propag
         after.append("the group swallowed the outer cancellation")
     assert outer.cancelled_caught
     assert after == []
+
+
+async def test_a_child_started_after_cancel_while_exiting_is_cancelled_too() -> None:
+    seen: list[str] = []
+
+    async def late_child() -> None:
+        await compat.sleep(5)
+        seen.append("late child finished")
+
+    async def parent(tg: compat.TaskGroup) -> None:
+        try:
+            await compat.sleep(5)
+        finally:
+            tg.start_soon(late_child)  # started while the group is being cancelled
+
+    async def cancel_soon(tg: compat.TaskGroup) -> None:
+        await compat.sleep(0.01)
+        tg.cancel()
+
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            tg.start_soon(parent, tg)
+            tg.start_soon(cancel_soon, tg)
+        seen.append("group exited")  # at once: fail_after(2) did not fire
+    assert seen == ["group exited"]  # asyncio: the late child never ran; trio: it was cancelled in its sleep
