@@ -295,3 +295,26 @@ def test_bad_s3_urls_are_refused_without_echoing_secrets(url: str, message: str)
     with pytest.raises(ValueError, match=message) as raised:
         open_store(url)
     assert "wJalrXUtnFEMI" not in str(raised.value)
+
+
+def test_the_cli_imports_lists_shows_and_compacts_on_s3(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
+    from test_cli import ClaudeHome, Cli
+
+    home = ClaudeHome(tmp_path / "claude" / "projects", tmp_path / "app")
+    home.workdir.mkdir()
+    builder = home.session("how do I compact?", "merge the parts")
+    env = {key: value for key, value in __import__("os").environ.items() if key != "SESSION_STORE_URL"}
+    env |= {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(home.projects.parent), "TZ": "UTC"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    cli = Cli(env, f"s3://{s3_bucket}/team?endpoint_url={s3_endpoint}", home.workdir)
+    cli.ok("import", "--batch-size", "1")
+    [row] = cli.json("list")
+    assert row["session_id"] == builder.session_id
+    assert "merge the parts" in cli.ok("show", builder.session_id)
+    result = cli.json("compact", builder.session_id)
+    assert result["parts_removed"] >= 2
+    session_parts = [name for name in objects(s3_endpoint, s3_bucket) if f"/{builder.session_id}/part-" in name]
+    assert len(session_parts) == 1
+    assert "merge the parts" in cli.ok("show", builder.session_id)
+    nothing = Cli(env, "memory://", home.workdir)("compact")
+    assert nothing.returncode == 1 and "keeps no parts to compact" in nothing.stderr
