@@ -307,14 +307,18 @@ def test_the_cli_imports_lists_shows_and_compacts_on_s3(s3_endpoint: str, s3_buc
     env |= {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(home.projects.parent), "TZ": "UTC"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     cli = Cli(env, f"s3://{s3_bucket}/team?endpoint_url={s3_endpoint}", home.workdir)
-    cli.ok("import", "--batch-size", "1")
+    cli.ok("import")
     [row] = cli.json("list")
     assert row["session_id"] == builder.session_id
     assert "merge the parts" in cli.ok("show", builder.session_id)
+    cli.ok("rename", builder.session_id, "parts")  # each mutation appends a part
+    cli.ok("tag", builder.session_id, "s3")
     result = cli.json("compact", builder.session_id)
-    assert result["parts_removed"] >= 2
+    assert result["parts_removed"] == 3
     session_parts = [name for name in objects(s3_endpoint, s3_bucket) if f"/{builder.session_id}/part-" in name]
     assert len(session_parts) == 1
     assert "merge the parts" in cli.ok("show", builder.session_id)
+    [row] = cli.json("list")
+    assert (row["custom_title"], row["tag"]) == ("parts", "s3")
     nothing = Cli(env, "memory://", home.workdir)("compact")
     assert nothing.returncode == 1 and "keeps no parts to compact" in nothing.stderr

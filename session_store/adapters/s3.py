@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -67,10 +68,11 @@ from urllib.parse import quote, unquote
 
 import compat
 
+from ..exactly_once import content_hash, plan_append_once
 from ..keys import validate_project_key, validate_session_key
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
-from ..validation import check_entry_list, encode_json
+from ..validation import encode_json
 from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_driver
 
 if TYPE_CHECKING:
@@ -99,11 +101,6 @@ def _escape(part: str) -> str:
 
 def _flat(subpath: str) -> str:
     return quote(subpath, safe="")
-
-
-def canonical_json(entry: SessionStoreEntry) -> str:
-    """The identity of an entry without a uuid (its copies are counted by this)."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _now_ms() -> int:
@@ -141,7 +138,7 @@ class _KeyState:
             if uuid is not None:
                 self.uuids.add(uuid)
             else:
-                self.copies[canonical_json(entry)] += 1
+                self.copies[content_hash(entry)] += 1
 
 
 class _Lost(Exception):
@@ -484,19 +481,6 @@ class S3SessionStore(ThreadedSessionStore):
         )
         return fold_session_summary(previous, key, stored)["data"]
 
-    async def append_once(
-        self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]
-    ) -> int:
-        """Store each entry unless the key already holds it (by uuid, or ``occurrences[i]`` + 1 equal copies)."""
-        validate_session_key(key)
-        if not check_entry_list(entries):
-            return 0
-        if not isinstance(occurrences, list) or len(occurrences) != len(entries):
-            raise ValueError(
-                f"occurrences must be a list with one int or None per entry ({len(entries)}), got {occurrences!r}"
-            )
-        return await self._call(self._append_once_blocking, key, key.get("subpath"), list(entries), occurrences)
-
     # -- reads ----------------------------------------------------------------------------------------------
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
@@ -726,22 +710,8 @@ def _part_match(name: str) -> re.Match[str] | None:
 def _new_entries(
     state: _KeyState, entries: list[SessionStoreEntry], occurrences: list[int | None] | None
 ) -> list[SessionStoreEntry]:
-    """The entries of one append that the key does not hold yet (SPEC §4 decision 8 and ``append_once``)."""
-    uuids = set(state.uuids)
-    copies = Counter(state.copies)
-    stored: list[SessionStoreEntry] = []
-    for index, entry in enumerate(entries):
-        uuid = entry_uuid(entry)
-        if uuid is not None:
-            if uuid in uuids:
-                continue
-            uuids.add(uuid)
-        elif occurrences is not None and occurrences[index] is not None:
-            identity = canonical_json(entry)
-            if copies[identity] > int(occurrences[index] or 0):
-                continue
-            copies[identity] += 1
-        else:
-            copies[canonical_json(entry)] += 1
-        stored.append(entry)
-    return stored
+    """The entries of one append that the key does not hold yet (SPEC §4 decision 8 and ``append_once``;
+    a plain ``append`` keeps every entry without a uuid)."""
+    copies = occurrences if occurrences is not None else [sys.maxsize] * len(entries)
+    kept = plan_append_once(entries, copies, state.uuids, state.copies, identity=content_hash)
+    return [entries[index] for index in kept]
