@@ -40,8 +40,10 @@ timeout or cancel                                                              o
                                a put already woken for a free slot when        waiting at ``close()`` raises it
                                ``close()`` runs still adds its item on
                                3.11/3.12 (raises on 3.13+)
-``TaskGroup.cancel()``         3.15+: ``asyncio.TaskGroup.cancel()``; before:  ``nursery.cancel_scope.cancel()``
-                               the body's task is cancelled (``uncancel()``
+``TaskGroup.cancel()``         3.15+: ``asyncio.TaskGroup.cancel()`` (an       ``nursery.cancel_scope.cancel()``
+                               outer cancellation it swallowed, CPython
+                               gh-155433, is raised on exit); before: the
+                               body's task is cancelled (``uncancel()``
                                bookkeeping: an outer cancellation still
                                wins), or, once the body is done, the children
 child started after the        cancelled before it starts: never runs (no      runs up to its first checkpoint, then

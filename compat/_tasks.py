@@ -193,7 +193,7 @@ _BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states
 class _AsyncioTaskGroup(TaskGroup):
     """``asyncio.TaskGroup`` with trio's spelling.
 
-    ``cancel()`` is the native one on Python 3.15+. Before 3.15: while the body runs, it cancels the body's task
+    ``cancel()`` is the native one on Python 3.15+ (plus a check for CPython gh-155433 on exit). Before 3.15: while the body runs, it cancels the body's task
     (the host); the TaskGroup then cancels the children as for any cancelled body, and on exit the one
     cancellation compat requested is taken back (``uncancel()``) and swallowed only if no other was requested
     meanwhile (the bookkeeping of ``asyncio.timeout``), so an outer cancellation that arrives after ``cancel()``
@@ -218,14 +218,15 @@ class _AsyncioTaskGroup(TaskGroup):
                 raise no_loop_error() from None
             raise
         host = self._host = group._parent_task  # type: ignore[attr-defined]  # the task running the body
-        if not _NATIVE_CANCEL:
-            self._entry_cancelling = host.cancelling()
+        self._entry_cancelling = host.cancelling()
         return self
 
     def __aexit__(  # type: ignore[override]  # the native awaitable when not cancelled: no coroutine of ours
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> Awaitable[bool | None]:
         if self._state == _BODY_CANCELLED:
+            if _NATIVE_CANCEL:
+                return self._exit_natively_cancelled(exc_type, exc, tb)
             return self._exit_cancelled(exc_type, exc, tb)
         self._state = _EXITING
         return self._group.__aexit__(exc_type, exc, tb)
@@ -253,6 +254,19 @@ class _AsyncioTaskGroup(TaskGroup):
             raise caught  # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
         return True
 
+    async def _exit_natively_cancelled(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        """Python 3.15's own ``cancel()``, with a guard for CPython gh-155433: a release without its fix swallows
+        a cancellation from outside that arrives after ``cancel()``; one still counted on the task is raised."""
+        self._state = _DONE
+        swallowed = await self._group.__aexit__(exc_type, exc, tb)  # type: ignore[func-returns-value]
+        host = self._host
+        assert host is not None
+        if host.cancelling() > self._entry_cancelling:
+            raise asyncio.CancelledError("a cancellation from outside the task group arrived after its cancel()")
+        return swallowed
+
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
         task: asyncio.Task[Any] = self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]
         if self._state == _EXITING_CANCELLED:
@@ -275,6 +289,8 @@ class _AsyncioTaskGroup(TaskGroup):
     def cancel(self) -> None:
         if _NATIVE_CANCEL:
             self._group.cancel()  # type: ignore[attr-defined]  # Python 3.15+
+            if self._state == _BODY:
+                self._state = _BODY_CANCELLED
             return
         state = self._state
         if state == _BODY:

@@ -34,21 +34,30 @@ async def test_wait_returns_after_notify_and_holds_the_lock() -> None:
 
 async def test_notify_n_and_notify_all_wake_that_many() -> None:
     cond = compat.Condition()
+    waiting = 0
     woken: list[int] = []
 
     async def waiter(i: int) -> None:
+        nonlocal waiting
         async with cond:
+            waiting += 1  # under the lock: once we hold it, every counted waiter sits in wait()
             await cond.wait()
             woken.append(i)
+
+    async def until(condition: Any) -> None:
+        with compat.fail_after(5):
+            while not condition():
+                await compat.sleep(0.001)
 
     async with compat.create_task_group() as tg:
         for i in range(4):
             tg.start_soon(waiter, i)
-        await compat.sleep(0.005)
+        await until(lambda: waiting == 4)
         async with cond:
             cond.notify(2)
+        await until(lambda: len(woken) == 2)
         await compat.sleep(0.005)
-        assert len(woken) == 2  # trio starts the waiters in a random order
+        assert len(woken) == 2  # not more
         async with cond:
             cond.notify_all()
     assert sorted(woken) == [0, 1, 2, 3]

@@ -403,3 +403,48 @@ async def test_a_child_started_after_cancel_while_exiting_is_cancelled_too() -> 
             tg.start_soon(cancel_soon, tg)
         seen.append("group exited")  # at once: fail_after(2) did not fire
     assert seen == ["group exited"]  # asyncio: the late child never ran; trio: it was cancelled in its sleep
+
+
+class _NativeCancelWithGh155433(asyncio.TaskGroup):
+    """A TaskGroup with a ``cancel()`` like Python 3.15's before the fix of CPython gh-155433: on exit it takes
+    back its own cancellation and swallows the CancelledError even when an outer cancellation is pending."""
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._parent_task.cancel()  # type: ignore[union-attr]
+
+    async def __aexit__(self, *exc_info: Any) -> bool:  # type: ignore[override]
+        try:
+            await super().__aexit__(*exc_info)
+        except asyncio.CancelledError:
+            self._parent_task.uncancel()  # type: ignore[union-attr]
+            return True  # swallowed: the bug when another cancellation is still pending
+        return False
+
+
+def test_the_native_cancel_path_keeps_an_outer_cancellation_of_gh_155433(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compat._tasks, "_NATIVE_CANCEL", True)
+    monkeypatch.setattr(asyncio, "TaskGroup", _NativeCancelWithGh155433)
+
+    async def body(started: asyncio.Event, box: list[compat.TaskGroup], after: list[str]) -> None:
+        async with compat.create_task_group() as tg:
+            box.append(tg)
+            tg.start_soon(asyncio.sleep, 5)
+            started.set()
+            await asyncio.sleep(5)
+        after.append("the group swallowed the outer cancellation")
+
+    async def main(outer: bool) -> tuple[bool, list[str]]:
+        started, box, after = asyncio.Event(), [], []
+        task = asyncio.get_running_loop().create_task(body(started, box, after))
+        await started.wait()
+        box[0].cancel()
+        if outer:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled(), after
+
+    assert asyncio.run(main(outer=True)) == (True, [])
+    assert asyncio.run(main(outer=False)) == (False, ["the group swallowed the outer cancellation"])
