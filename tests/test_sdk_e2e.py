@@ -8,8 +8,8 @@ per key. Cases: a fresh session then a resume from the store (the first run's co
 batched and eager flush with enough lines that background flushes run mid-stream, and a two-turn client; with
 the SDK as shipped (``stock``) and with ``session_store.sdk.install()`` (``installed``, the appends then come
 from this project's batcher: the store records the module that called ``append``); into the SDK's in-memory
-store and each adapter of this project (SQLite, PostgreSQL, Redis, Redis Cluster; ``EXTRA_STORES`` is the hook
-for more). Async tests run on asyncio and trio (tests/conftest.py); ``test_under_anyio_run_on_trio`` runs the
+store and each adapter of this project (SQLite, PostgreSQL, Redis, Redis Cluster, S3; ``EXTRA_STORES`` is the
+hook for more). Async tests run on asyncio and trio (tests/conftest.py); ``test_under_anyio_run_on_trio`` runs the
 same scenarios inside ``anyio.run(..., backend="trio")``.
 
 Skipped when claude-agent-sdk is not installed; ``nox -s sdk_e2e`` runs this file against the oldest and newest
@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import redis_test_prefix
+from servers import new_s3_bucket, redis_test_prefix
 from temp_dirs import leftovers
 
 import session_store.sdk as port
-from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
+from session_store.adapters import PostgresSessionStore, RedisSessionStore, S3SessionStore, SQLiteSessionStore
 from session_store.keys import project_key_for_directory
 
 sdk = pytest.importorskip("claude_agent_sdk")
@@ -101,9 +101,10 @@ STORES: list[Any] = [
     pytest.param("postgres", marks=pytest.mark.servers),
     pytest.param("redis", marks=pytest.mark.servers),
     pytest.param("redis-cluster", marks=pytest.mark.servers),
+    pytest.param("s3", marks=pytest.mark.servers),
 ]
 EXTRA_STORES: dict[str, Callable[[pytest.FixtureRequest, Path], StoreFactory]] = {}
-"""Hook for adapters added later (S3): name -> (request, tmp_path) -> factory; add the name to STORES too."""
+"""Hook for adapters added later: name -> (request, tmp_path) -> factory; add the name to STORES too."""
 
 
 @pytest.fixture(params=STORES)
@@ -122,6 +123,9 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if name == "redis-cluster":
         cluster_url: str = request.getfixturevalue("redis_cluster").url
         return lambda: RedisSessionStore(cluster_url, cluster=True, prefix=redis_test_prefix())
+    if name == "s3":
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        return lambda: S3SessionStore(new_s3_bucket(endpoint), endpoint_url=endpoint)
     return EXTRA_STORES[name](request, tmp_path)
 
 
