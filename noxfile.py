@@ -121,9 +121,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on compat and session_store."""
+    """mypy --strict on compat, session_store and session_store_sdk_hook."""
     session.install("-e", ".[trio,postgres,redis]", "mypy")
-    session.run("mypy", "--strict", "compat", "session_store")
+    session.run("mypy", "--strict", "compat", "session_store", "session_store_sdk_hook.py")
 
 
 @nox.session(python="3.11")
