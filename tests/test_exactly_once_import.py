@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -462,17 +463,32 @@ def many_sessions(projects: Path, count: int) -> None:
         write_session(projects, new_id(), f"-p{number % 3}")
 
 
-def test_cli_rerun_after_kill_9_stores_each_line_once(tmp_path: Path) -> None:
+async def assert_listed_sessions_are_complete(url: str, projects: Path) -> None:
+    """Every main transcript the store holds is the whole file: an interrupted import left none partial."""
+    store = open_store(url)
+    try:
+        for (project, session_id, subpath), entries in expected_keys(projects).items():
+            if subpath is None:
+                assert await store.load(key_of(project, session_id, None)) in (None, entries), (project, session_id)
+    finally:
+        await cast(Any, store).close()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGINT"])
+def test_cli_rerun_after_kill_or_ctrl_c_stores_each_line_once(tmp_path: Path, signal_name: str) -> None:
     projects = tmp_path / "projects"
-    many_sessions(projects, 40)
+    many_sessions(projects, 300)
     store = sqlite_store(tmp_path)
     command = [sys.executable, "-m", "session_store", "--store", store, "import", str(projects)]
-    for delay in (0.6, 1.2):
+    for delay in (0.7, 1.0):
         with processes.started(
             command, env=cli_env(tmp_path), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         ) as process:
             time.sleep(delay)
-            processes.kill_group(process)  # SIGKILL, wherever it is
+            os.killpg(process.pid, getattr(signal, signal_name))  # kill -9, or Ctrl-C, wherever it is
+            process.wait(timeout=SUBPROCESS_TIMEOUT_SECONDS)
+        if Path(tmp_path / "store.db").exists():
+            run_on("asyncio", assert_listed_sessions_are_complete, store, projects)
     result = cli(tmp_path, store, "--json", "import", str(projects))
     assert result.returncode == 0, result.stderr
     run_on("asyncio", check_store, store, projects)
