@@ -597,3 +597,38 @@ async def main():
 
 trio.run(main)
 """
+
+
+# --- item 10: linear in the number of files ---------------------------------------------------------------------
+
+
+def file_system_calls(tmp_path: Path, projects_count: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many stat/listdir/scandir calls the CLI's import makes for ``projects_count`` one-session projects."""
+    from session_store.cli.import_folder import import_command
+    from session_store.cli.output import Console
+
+    projects = tmp_path / f"projects-{projects_count}"
+    for number in range(projects_count):
+        write_session(projects, new_id(), f"-p{number}", subagent=False)
+    counter = iter(range(1 << 62))
+    for name in ("stat", "lstat", "listdir", "scandir"):
+        original = getattr(os, name)
+
+        def counted(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            next(counter)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, counted)
+    report = run_on("asyncio", import_command, InMemorySessionStore(), projects, Console(json_mode=True))
+    calls = next(counter)
+    monkeypatch.undo()
+    assert report.data["imported"] == projects_count
+    return calls
+
+
+def test_import_touches_the_file_system_linearly_in_the_number_of_projects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each session used to re-scan every project folder: O(sessions x projects) stat calls."""
+    small, large = file_system_calls(tmp_path, 20, monkeypatch), file_system_calls(tmp_path, 80, monkeypatch)
+    assert large < 5 * small, (small, large)  # 4x the projects: about 4x the calls (was about 16x)
