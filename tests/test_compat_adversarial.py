@@ -1,0 +1,312 @@
+"""Adversarial tests of compat 2.0 (task groups, scopes, Queue, Condition, TaskHandle), written as a library
+author vendoring compat would use it. Each test asserts behaviour that failed, or could fail, on one backend."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import warnings
+
+import pytest
+
+import compat
+
+
+async def _no_pending_cancellation() -> bool:
+    """True if two checkpoints pass without a cancellation (nothing was left pending on the task)."""
+    try:
+        await compat.checkpoint()
+        await compat.checkpoint()
+    except compat.get_cancelled_exc_class():
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- task groups
+
+
+async def test_cancel_then_a_body_error_with_no_children_leaves_no_cancellation_pending() -> None:
+    # asyncio emulation: cancel() cancels the host task; the body raised before any await, the group had no child
+    # to wait for, so the cancellation stayed pending and hit the caller's next await after the ExceptionGroup.
+    with pytest.raises(ExceptionGroup) as caught:
+        async with compat.create_task_group() as tg:
+            tg.cancel()
+            raise ValueError("body failed")
+    assert caught.group_contains(ValueError, match="body failed")
+    assert await _no_pending_cancellation()
+
+
+async def test_cancel_then_a_body_error_with_a_child_keeps_the_error_and_leaves_nothing_pending() -> None:
+    async def child() -> None:
+        await compat.sleep(10)
+
+    with pytest.raises(ExceptionGroup) as caught:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(child)
+            await compat.checkpoint()
+            tg.cancel()
+            raise ValueError("body failed")
+    assert caught.group_contains(ValueError)
+    assert await _no_pending_cancellation()
+
+
+async def test_a_child_whose_cleanup_fails_during_cancel_keeps_its_error() -> None:
+    async def child() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            raise KeyError("cleanup failed")  # noqa: B012 - the point of the test
+
+    with pytest.raises(ExceptionGroup) as caught:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(child)
+            await compat.sleep(0.01)
+            tg.cancel()
+    assert caught.group_contains(KeyError, match="cleanup failed")
+    assert await _no_pending_cancellation()
+
+
+async def test_start_soon_from_a_cancelled_childs_cleanup_does_not_crash_or_leak() -> None:
+    # trio: the late child runs up to its first checkpoint and is cancelled. asyncio (documented: "cancelled
+    # before it starts: never runs"): it used to raise RuntimeError("TaskGroup ... is shutting down") and leave
+    # a "coroutine ... was never awaited" RuntimeWarning behind.
+    finished: list[str] = []
+
+    async def late() -> None:
+        await compat.sleep(5)
+        finished.append("late child ran to its end")
+
+    async def child(tg: compat.TaskGroup) -> None:
+        try:
+            await compat.sleep(10)
+        except compat.get_cancelled_exc_class():
+            tg.start_soon(late)
+            raise
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with compat.fail_after(2):
+            async with compat.create_task_group() as tg:
+                tg.start_soon(child, tg)
+                await compat.sleep(0.01)
+                tg.cancel()
+                await compat.sleep(10)
+    assert finished == []
+
+
+async def test_start_soon_on_a_finished_group_raises_without_a_never_awaited_warning() -> None:
+    async def child() -> None:
+        await compat.checkpoint()
+
+    async with compat.create_task_group() as tg:
+        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError):
+            tg.start_soon(child)
+
+
+async def test_cancel_twice_from_two_places_and_after_exit_is_harmless() -> None:
+    async def sleeper() -> None:
+        await compat.sleep(10)
+
+    async with compat.create_task_group() as tg:
+        tg.start_soon(sleeper)
+
+        async def canceller() -> None:
+            await compat.sleep(0.01)
+            tg.cancel()
+
+        tg.start_soon(canceller)
+        tg.start_soon(canceller)
+        await compat.sleep(10)
+        pytest.fail("the body was not cancelled")
+    tg.cancel()
+    assert await _no_pending_cancellation()
+
+
+async def test_nested_groups_both_cancelled_end_quietly_with_nothing_pending() -> None:
+    reached: list[str] = []
+    async with compat.create_task_group() as outer:
+        async with compat.create_task_group() as inner:
+            inner.cancel()
+            outer.cancel()
+            await compat.sleep(10)
+            reached.append("inner body went on")
+        reached.append("after inner")
+        await compat.sleep(10)
+        reached.append("outer body went on")
+    assert "inner body went on" not in reached
+    assert "outer body went on" not in reached
+    assert await _no_pending_cancellation()
+
+
+async def test_an_enclosing_scope_cancelled_while_the_cancelled_group_waits_for_a_slow_child_propagates() -> None:
+    async def slow_cleanup() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            with compat.shielded():
+                await compat.sleep(0.05)
+
+    after: list[str] = []
+    with compat.move_on_after(5) as outer:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(slow_cleanup)
+            await compat.sleep(0.01)
+            tg.cancel()
+            outer.cancel()
+        after.append("the outer cancellation was lost")
+        await compat.sleep(1)
+    assert outer.cancelled_caught
+    assert after == []
+
+
+async def test_start_whose_function_never_calls_started_while_the_group_is_cancelled() -> None:
+    async def never_starts(*, task_status: object) -> None:
+        await compat.sleep(10)
+
+    seen: list[str] = []
+    async with compat.create_task_group() as tg:
+
+        async def canceller() -> None:
+            await compat.sleep(0.01)
+            tg.cancel()
+
+        tg.start_soon(canceller)
+        try:
+            await tg.start(never_starts)
+        except compat.get_cancelled_exc_class():
+            seen.append("start() was cancelled")
+            raise
+        seen.append("start() returned")
+    assert seen == ["start() was cancelled"]
+    assert await _no_pending_cancellation()
+
+
+# --------------------------------------------------------------------------------------------------- Queue
+
+
+async def test_a_get_woken_for_an_item_that_another_get_took_then_close_does_not_hang() -> None:
+    # asyncio 3.11/3.12 emulation of close(): a get() already woken by a put (its waiter done) was not told about
+    # close(); when another get took the item first, it went back to waiting forever.
+    queue: compat.Queue[int] = compat.Queue(math.inf)
+    outcome: list[object] = []
+
+    async def consumer() -> None:
+        try:
+            outcome.append(await queue.get())
+        except compat.QueueClosed:
+            outcome.append("closed")
+
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            tg.start_soon(consumer)
+            await compat.sleep(0.01)
+            queue.put_nowait(1)
+            stolen: list[int] = []
+            try:
+                stolen.append(queue.get_nowait())
+            except compat.QueueEmpty:
+                pass  # trio hands the item straight to the waiting receiver
+            queue.close()
+    assert sorted(stolen + outcome, key=str) in ([1, "closed"], [1])
+    assert (stolen + outcome).count(1) == 1
+
+
+async def test_a_put_woken_for_a_slot_that_put_nowait_took_then_close_does_not_hang() -> None:
+    queue: compat.Queue[str] = compat.Queue(1)
+    queue.put_nowait("first")
+    outcome: list[str] = []
+
+    async def putter() -> None:
+        try:
+            await queue.put("waiting")
+            outcome.append("put")
+        except compat.QueueClosed:
+            outcome.append("closed")
+
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            tg.start_soon(putter)
+            await compat.sleep(0.01)
+            assert queue.get_nowait() == "first"  # asyncio wakes the putter; trio hands nothing over yet
+            try:
+                queue.put_nowait("jumped the line")
+            except compat.QueueFull:
+                pass
+            queue.close()
+    left: list[str] = []
+    with pytest.raises(compat.QueueClosed):
+        while True:
+            left.append(queue.get_nowait())
+    assert len(left) == 1
+    assert outcome in (["closed"], ["put"])
+    assert (outcome == ["put"]) == (left == ["waiting"])
+
+
+async def test_every_item_is_got_exactly_once_under_random_cancellation() -> None:
+    import random
+
+    rng = random.Random(15)
+    queue: compat.Queue[int] = compat.Queue(3)
+    got: list[int] = []
+    count = 200
+
+    async def producer(item: int) -> None:
+        while True:
+            with compat.move_on_after(rng.choice([0, 0.0005, 0.001])):
+                await queue.put(item)
+                return
+
+    async def consumer() -> None:
+        while True:
+            with compat.move_on_after(rng.choice([0, 0.0005, 0.002])):
+                try:
+                    item = await queue.get()
+                except compat.QueueClosed:
+                    return
+                got.append(item)
+
+    with compat.fail_after(30):
+        async with compat.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(consumer)
+            async with compat.create_task_group() as producers:
+                for item in range(count):
+                    producers.start_soon(producer, item)
+            queue.close()
+    assert sorted(got) == list(range(count))
+
+
+# ----------------------------------------------------------------------------------------------- Condition
+
+
+async def test_notify_while_holding_the_shared_lock_before_the_condition_was_used() -> None:
+    # The condition is bound lazily; notify() on an unbound one said "needs the lock held" though it was held.
+    lock = compat.Lock()
+    condition = compat.Condition(lock)
+    async with lock:
+        condition.notify()
+        condition.notify_all()
+    with pytest.raises(RuntimeError):
+        condition.notify()  # not held: still refused
+
+
+async def test_a_waiter_is_woken_by_notify_under_the_shared_lock() -> None:
+    lock = compat.Lock()
+    condition = compat.Condition(lock)
+    woken: list[bool] = []
+
+    async def waiter() -> None:
+        async with condition:
+            await condition.wait()
+            woken.append(lock.locked())
+
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await compat.sleep(0.01)
+            async with lock:
+                condition.notify()
+    assert woken == [True]
