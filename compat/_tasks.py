@@ -243,8 +243,12 @@ class _AsyncioTaskGroup(TaskGroup):
         except asyncio.CancelledError as cancelled:
             caught = cancelled
         except BaseException:
-            host.uncancel()  # the children's errors win; compat's own cancellation is taken back
-            raise
+            if host.uncancel() <= self._entry_cancelling and getattr(host, "_must_cancel", False):
+                # cancel() came after the body's last await and no child was left to wait for: compat's own
+                # cancellation is still pending on the task; take it here, not at the caller's next await
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0)
+            raise  # the children's (or the body's) errors win; compat's own cancellation is taken back
         if caught is None and getattr(host, "_must_cancel", False):
             try:  # cancel() came after the body's last await: the cancellation is still pending, take it here
                 await asyncio.sleep(0)
@@ -268,7 +272,14 @@ class _AsyncioTaskGroup(TaskGroup):
         return swallowed
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        task: asyncio.Task[Any] = self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]
+        coro = fn(*args)
+        try:
+            task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
+        except RuntimeError:
+            coro.close()  # no "coroutine ... was never awaited" warning
+            if self._state == _DONE and self._group._tasks:  # type: ignore[attr-defined]
+                return  # cancelled by cancel() and shutting down: the child never runs, as documented
+            raise
         if self._state == _EXITING_CANCELLED:
             task.cancel()
 
@@ -276,7 +287,12 @@ class _AsyncioTaskGroup(TaskGroup):
         if self._host is None:
             raise RuntimeError("start() on a compat.TaskGroup that was not entered yet")
         future: asyncio.Future[Any] = self._host.get_loop().create_future()
-        task = self._group.create_task(_run_until_started(fn, args, _TaskStatus(future)), name=name)
+        coro = _run_until_started(fn, args, _TaskStatus(future))
+        try:
+            task = self._group.create_task(coro, name=name)
+        except RuntimeError:
+            coro.close()  # no "coroutine ... was never awaited" warning
+            raise
         if self._state == _EXITING_CANCELLED:
             task.cancel()
         try:
