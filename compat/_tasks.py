@@ -187,6 +187,7 @@ async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any,
         future.set_exception(RuntimeError(f"{fn!r} returned without calling task_status.started()"))
 
 
+_CANCEL_MESSAGE = "compat.TaskGroup.cancel()"
 _BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states of an asyncio group
 
 
@@ -255,7 +256,15 @@ class _AsyncioTaskGroup(TaskGroup):
             except asyncio.CancelledError as cancelled:
                 caught = cancelled
         if host.uncancel() > self._entry_cancelling and caught is not None:
-            raise caught  # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
+            # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
+            if caught.args == (_CANCEL_MESSAGE,) and anyio_if_imported() is not None:
+                # The group caught compat's own CancelledError; an anyio scope only swallows a CancelledError
+                # carrying its own message, and re-delivers it at every await while it is cancelled: take that one.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError as cancelled:
+                    caught = cancelled
+            raise caught
         return True
 
     async def _exit_natively_cancelled(
@@ -313,7 +322,7 @@ class _AsyncioTaskGroup(TaskGroup):
             if self._host is None:
                 raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
             self._state = _BODY_CANCELLED
-            self._host.cancel("compat.TaskGroup.cancel()")
+            self._host.cancel(_CANCEL_MESSAGE)
         elif state == _EXITING:
             self._state = _EXITING_CANCELLED
             for task in self._group._tasks:  # the children still running

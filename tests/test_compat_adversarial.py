@@ -22,6 +22,12 @@ async def _no_pending_cancellation() -> bool:
     return True
 
 
+def _cancelling(backend: str) -> int:
+    """``Task.cancelling()`` of the current asyncio task (0 under trio)."""
+    task = asyncio.current_task() if backend == "asyncio" else None
+    return task.cancelling() if task is not None else 0
+
+
 # ---------------------------------------------------------------------------------------------- task groups
 
 
@@ -310,3 +316,61 @@ async def test_a_waiter_is_woken_by_notify_under_the_shared_lock() -> None:
             async with lock:
                 condition.notify()
     assert woken == [True]
+
+
+@pytest.mark.parametrize("anyio_backend_name", ["asyncio", "trio"])
+@pytest.mark.parametrize("who", ["body", "child"])
+def test_an_anyio_scope_cancelled_after_cancel_catches_its_cancellation(anyio_backend_name: str, who: str) -> None:
+    # asyncio: the group re-raised compat's own CancelledError("compat.TaskGroup.cancel()") for the outer
+    # cancellation; anyio swallows only a CancelledError carrying its own message, so it escaped the anyio scope.
+    import anyio
+
+    async def main() -> tuple[list[str], bool, int]:
+        entry = _cancelling(anyio_backend_name)
+        after: list[str] = []
+        with anyio.CancelScope() as outer:
+            async with compat.create_task_group() as tg:
+
+                async def child() -> None:
+                    await compat.sleep(0.01)
+                    if who == "child":
+                        tg.cancel()
+                        outer.cancel()
+                    await compat.sleep(10)
+
+                tg.start_soon(child)
+                if who == "body":
+                    await compat.sleep(0.005)
+                    tg.cancel()
+                    outer.cancel()
+                    await compat.sleep(10)
+            after.append("after the group")
+            await compat.sleep(1)
+            after.append("the outer cancellation was lost")
+        left = _cancelling(anyio_backend_name) - entry
+        return after, outer.cancelled_caught, left
+
+    after, caught, left = anyio.run(main, backend=anyio_backend_name)
+    assert "the outer cancellation was lost" not in after
+    assert caught is True
+    assert left == 0
+
+
+def test_notify_under_the_held_shared_lock_after_the_condition_moved_to_trio() -> None:
+    import trio
+
+    lock = compat.Lock()
+    condition = compat.Condition(lock)
+
+    async def first() -> None:
+        async with condition:
+            condition.notify()
+
+    async def second() -> str:
+        async with lock:  # the lock moves to trio; the condition still wraps the asyncio lock until used
+            condition.notify_all()
+        return compat.current_backend()
+
+    asyncio.run(first())
+    assert trio.run(second) == "trio"
+    assert asyncio.run(second()) == "asyncio"
