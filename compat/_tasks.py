@@ -281,12 +281,12 @@ class _AsyncioTaskGroup(TaskGroup):
         return swallowed
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        coro = fn(*args)
+        coro: Coroutine[Any, Any, Any] = fn(*args)  # type: ignore[assignment]  # create_task takes coroutines
         try:
             task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
         except RuntimeError:
             coro.close()  # no "coroutine ... was never awaited" warning
-            if self._state == _DONE and self._group._tasks:  # type: ignore[attr-defined]
+            if self._state == _DONE and self._group._tasks:
                 return  # cancelled by cancel() and shutting down: the child never runs, as documented
             raise
         if self._state == _EXITING_CANCELLED:

@@ -61,7 +61,7 @@ async def test_a_child_whose_cleanup_fails_during_cancel_keeps_its_error() -> No
         try:
             await compat.sleep(10)
         finally:
-            raise KeyError("cleanup failed")  # noqa: B012 - the point of the test
+            raise KeyError("cleanup failed")
 
     with pytest.raises(ExceptionGroup) as caught:
         async with compat.create_task_group() as tg:
@@ -374,3 +374,154 @@ def test_notify_under_the_held_shared_lock_after_the_condition_moved_to_trio() -
     asyncio.run(first())
     assert trio.run(second) == "trio"
     assert asyncio.run(second()) == "asyncio"
+
+
+# --------------------------------------------------------------------------------------------- TaskHandle
+
+
+async def test_aclose_from_two_tasks_at_once_waits_for_the_task_and_raises_its_error_in_both() -> None:
+    async def work() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            with compat.shielded():
+                await compat.sleep(0.02)
+            raise ValueError("cleanup failed")
+
+    handle = compat.spawn_detached(work())
+    await compat.sleep(0.01)
+    outcomes: list[tuple[str, bool]] = []
+
+    async def closer() -> None:
+        try:
+            await handle.aclose()
+            outcomes.append(("returned", handle.done()))
+        except ValueError:
+            outcomes.append(("ValueError", handle.done()))
+
+    async with compat.create_task_group() as tg:
+        tg.start_soon(closer)
+        tg.start_soon(closer)
+    assert outcomes == [("ValueError", True), ("ValueError", True)]
+
+
+async def test_aclose_waits_for_a_task_that_swallows_its_cancellation_and_goes_on() -> None:
+    async def stubborn() -> int:
+        try:
+            await compat.sleep(10)
+        except compat.get_cancelled_exc_class():
+            pass  # the point of the test: it goes on after being cancelled
+        with compat.shielded():
+            await compat.sleep(0.05)
+        return 42
+
+    handle = compat.spawn_detached(stubborn())
+    await compat.sleep(0.01)
+    start = compat.current_time()
+    await handle.aclose()
+    assert handle.done()
+    assert compat.current_time() - start >= 0.04
+    assert handle.result() == 42
+
+
+async def test_aclose_under_an_expiring_deadline_still_waits_for_the_task() -> None:
+    async def slow_cleanup() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            with compat.shielded():
+                await compat.sleep(0.1)
+
+    handle = compat.spawn_detached(slow_cleanup())
+    await compat.sleep(0.01)
+    with compat.move_on_after(0.02) as scope:
+        await handle.aclose()
+    assert handle.done()
+    assert scope.cancelled_caught
+    assert handle.result() is None
+    assert await _no_pending_cancellation()
+
+
+@pytest.mark.parametrize("runner", ["asyncio", "trio"])
+def test_an_error_retrieved_in_a_done_callback_is_not_logged(caplog: pytest.LogCaptureFixture, runner: str) -> None:
+    import gc
+    import logging
+
+    import trio
+
+    seen: list[BaseException | None] = []
+
+    async def fail() -> None:
+        await compat.checkpoint()
+        raise ValueError("seen by the callback")
+
+    async def main() -> None:
+        handle = compat.spawn_detached(fail())
+        handle.add_done_callback(lambda h: seen.append(h.exception()))
+        while not seen:
+            await compat.sleep(0.001)
+        del handle
+        gc.collect()
+
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(main()) if runner == "asyncio" else trio.run(main)
+        gc.collect()
+    assert [type(error) for error in seen] == [ValueError]
+    assert [r for r in caplog.records if "never retrieved" in r.getMessage()] == []
+
+
+# ------------------------------------------------------------------------------------------------- scopes
+
+
+async def test_cancel_twice_before_entry_cancels_once_and_the_block_moves_on() -> None:
+    scope = compat.move_on_after(5)
+    scope.cancel()
+    scope.cancel()
+    assert scope.cancel_called
+    with scope:
+        await compat.sleep(1)
+        pytest.fail("the scope cancelled before entry did not cancel the block")
+    assert scope.cancelled_caught
+    assert await _no_pending_cancellation()
+
+
+@pytest.mark.parametrize("deadline", [-math.inf, -1e9])
+async def test_a_deadline_far_in_the_past_is_a_checkpoint_that_moves_on(deadline: float) -> None:
+    with compat.move_on_at(deadline) as scope:
+        await compat.checkpoint()
+        pytest.fail("a past deadline did not cancel at the checkpoint")
+    assert scope.cancelled_caught
+    with pytest.raises(TimeoutError):
+        with compat.fail_at(deadline):
+            await compat.checkpoint()
+
+
+async def test_sleep_until_the_past_is_a_checkpoint_and_until_inf_is_cancellable() -> None:
+    with compat.move_on_after(None) as scope:
+        scope.cancel()
+        await compat.sleep_until(-math.inf)
+        pytest.fail("sleep_until(a past deadline) was not a checkpoint")
+    assert scope.cancelled_caught
+    with compat.move_on_after(0.01) as scope:
+        await compat.sleep_until(math.inf)
+    assert scope.cancelled_caught
+
+
+def test_cancelling_is_back_at_entry_after_a_cancelled_group_inside_asyncio_timeout() -> None:
+    async def main() -> tuple[bool, int, int]:
+        task = asyncio.current_task()
+        assert task is not None
+        entry = task.cancelling()
+        async with asyncio.timeout(5):
+            async with compat.create_task_group() as tg:
+                tg.start_soon(compat.sleep, 10)
+                await compat.checkpoint()
+                tg.cancel()
+                await compat.sleep(10)
+            with compat.move_on_after(0) as scope:
+                await compat.sleep(10)
+        return scope.cancelled_caught, task.cancelling(), entry
+
+    caught, cancelling, entry = asyncio.run(main())
+    assert caught
+    assert cancelling == entry
