@@ -188,6 +188,12 @@ async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any,
 
 
 _CANCEL_MESSAGE = "compat.TaskGroup.cancel()"
+
+
+async def _awaiting(awaitable: Awaitable[T]) -> T:
+    """A coroutine for an awaitable that is none (asyncio tasks take coroutines only)."""
+    return await awaitable
+
 _BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states of an asyncio group
 
 
@@ -289,6 +295,10 @@ class _AsyncioTaskGroup(TaskGroup):
             if self._state == _DONE and self._group._tasks:
                 return  # cancelled by cancel() and shutting down: the child never runs, as documented
             raise
+        except TypeError:  # fn returned an awaitable that is no coroutine (compat's Queue.put with room)
+            if asyncio.iscoroutine(coro):
+                raise
+            task = self._group.create_task(_awaiting(coro), name=name)
         if self._state == _EXITING_CANCELLED:
             task.cancel()
 

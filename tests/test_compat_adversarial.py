@@ -525,3 +525,19 @@ def test_cancelling_is_back_at_entry_after_a_cancelled_group_inside_asyncio_time
     caught, cancelling, entry = asyncio.run(main())
     assert caught
     assert cancelling == entry
+
+
+async def test_start_soon_takes_queue_put_whether_or_not_the_queue_has_room() -> None:
+    # asyncio: Queue.put with room does its work at once and returns an awaitable that is no coroutine; start_soon
+    # handed it to asyncio.TaskGroup.create_task, which raised TypeError ("a coroutine was expected") after the
+    # item was already in the queue.
+    queue: compat.Queue[str] = compat.Queue(1)
+    got: list[str] = []
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            tg.start_soon(queue.put, "a")  # room
+            tg.start_soon(queue.put, "b")  # full by then on asyncio: waits
+            got.append(await queue.get())
+            got.append(await queue.get())
+    assert sorted(got) == ["a", "b"]
+    assert queue.qsize() == 0
