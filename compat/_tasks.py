@@ -194,6 +194,7 @@ async def _awaiting(awaitable: Awaitable[T]) -> T:
     """A coroutine for an awaitable that is none (asyncio tasks take coroutines only)."""
     return await awaitable
 
+
 _BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states of an asyncio group
 
 
