@@ -128,6 +128,11 @@ class _TrioTaskGroup(TaskGroup):
 
     __slots__ = ("_manager", "_nursery")
 
+    def __getattr__(self, name: str) -> Any:  # only reached for a slot not set yet: free on the normal path
+        if name in _TrioTaskGroup.__slots__:
+            raise RuntimeError("a compat.TaskGroup is used inside 'async with' (this one was not entered yet)")
+        raise AttributeError(name)
+
     async def __aenter__(self) -> _TrioTaskGroup:
         self._manager = trio_module().open_nursery(strict_exception_groups=True)
         self._nursery = await self._manager.__aenter__()

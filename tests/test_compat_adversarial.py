@@ -541,3 +541,18 @@ async def test_start_soon_takes_queue_put_whether_or_not_the_queue_has_room() ->
             got.append(await queue.get())
     assert sorted(got) == ["a", "b"]
     assert queue.qsize() == 0
+
+
+async def test_using_a_group_before_entering_it_is_a_runtime_error_on_both_backends() -> None:
+    async def child(*, task_status: object = None) -> None:
+        await compat.checkpoint()
+
+    tg = compat.create_task_group()
+    with pytest.raises(RuntimeError):
+        tg.cancel()  # trio: AttributeError '_nursery'
+    with pytest.raises(RuntimeError):
+        await tg.start(child)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError):
+            tg.start_soon(child)
