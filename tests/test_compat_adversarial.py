@@ -556,3 +556,52 @@ async def test_using_a_group_before_entering_it_is_a_runtime_error_on_both_backe
         warnings.simplefilter("error")
         with pytest.raises(RuntimeError):
             tg.start_soon(child)
+
+
+async def test_errors_of_a_child_and_of_the_body_during_cancel_both_surface() -> None:
+    async def child() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            raise KeyError("child cleanup")
+
+    with pytest.raises(ExceptionGroup) as caught:
+        async with compat.create_task_group() as tg:
+            tg.start_soon(child)
+            await compat.sleep(0.01)
+            tg.cancel()
+            try:
+                await compat.sleep(10)
+            except compat.get_cancelled_exc_class():
+                raise ValueError("body cleanup") from None
+    assert sorted(type(error).__name__ for error in caught.value.exceptions) == ["KeyError", "ValueError"]
+    assert await _no_pending_cancellation()
+
+
+async def test_close_with_waiting_getters_and_putters_loses_and_duplicates_nothing() -> None:
+    queue: compat.Queue[int] = compat.Queue(2)
+    queue.put_nowait(0)
+    queue.put_nowait(1)
+    put: list[int] = [0, 1]
+    refused: list[int] = []
+
+    async def putter(item: int) -> None:
+        try:
+            await queue.put(item)
+            put.append(item)
+        except compat.QueueClosed:
+            refused.append(item)
+
+    with compat.fail_after(2):
+        async with compat.create_task_group() as tg:
+            for item in range(2, 6):
+                tg.start_soon(putter, item)
+            await compat.sleep(0.01)
+            got = [queue.get_nowait()]  # one slot frees: one waiting put may get in before close()
+            queue.close()
+    async for item in queue:
+        got.append(item)
+    assert sorted(got) == sorted(put)
+    assert sorted(put + refused) == list(range(6))
+    with pytest.raises(compat.QueueClosed):
+        await queue.put(9)
