@@ -297,7 +297,8 @@ class _AsyncioTaskGroup(TaskGroup):
         try:
             task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
         except RuntimeError:
-            coro.close()  # no "coroutine ... was never awaited" warning
+            if asyncio.iscoroutine(coro):
+                coro.close()  # no "coroutine ... was never awaited" warning
             if self._state == _DONE and self._group._tasks:
                 return  # cancelled by cancel() and shutting down: the child never runs, as documented
             raise

@@ -110,6 +110,8 @@ async def test_start_soon_on_a_finished_group_raises_without_a_never_awaited_war
         warnings.simplefilter("error")
         with pytest.raises(RuntimeError):
             tg.start_soon(child)
+        with pytest.raises(RuntimeError):
+            tg.start_soon(compat.Queue(1).put, "an awaitable that is no coroutine on asyncio")
 
 
 async def test_cancel_twice_from_two_places_and_after_exit_is_harmless() -> None:
