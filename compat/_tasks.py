@@ -18,7 +18,7 @@ import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
 from ._backend import (
@@ -293,19 +293,16 @@ class _AsyncioTaskGroup(TaskGroup):
         return swallowed
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        coro: Coroutine[Any, Any, Any] = fn(*args)  # type: ignore[assignment]  # create_task takes coroutines
+        coro: Any = fn(*args)
+        if type(coro) is not CoroutineType:  # an awaitable that is no coroutine (compat's Queue.put with room)
+            coro = _awaiting(coro)
         try:
             task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
         except RuntimeError:
-            if asyncio.iscoroutine(coro):
-                coro.close()  # no "coroutine ... was never awaited" warning
+            coro.close()  # no "coroutine ... was never awaited" warning (3.13+ closes it too: harmless)
             if self._state == _DONE and self._group._tasks:
                 return  # cancelled by cancel() and shutting down: the child never runs, as documented
             raise
-        except TypeError:  # fn returned an awaitable that is no coroutine (compat's Queue.put with room)
-            if asyncio.iscoroutine(coro):
-                raise
-            task = self._group.create_task(_awaiting(coro), name=name)
         if self._state == _EXITING_CANCELLED:
             task.cancel()
 
