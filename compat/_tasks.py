@@ -482,8 +482,18 @@ class _AsyncioTaskHandle(TaskHandle):
             except asyncio.CancelledError as cancelled:  # the caller is cancelled too: the task finishes first
                 with contextlib.suppress(asyncio.CancelledError):
                     await _await_through_cancellation(self._new_waiter())
-                if self.exception() is not None:
-                    cancelled.__context__ = self.exception()
+                error = self.exception()
+                if error is not None:
+                    # The caller gets its cancellation, which a scope may swallow: report the task's error now
+                    # so that it is never lost (trio raises it instead).
+                    cancelled.__context__ = error
+                    asyncio.get_running_loop().call_exception_handler(
+                        {
+                            "message": "detached task failed while aclose() was cancelled",
+                            "exception": error,
+                            "task": task,
+                        }
+                    )
                 raise cancelled
         self.result()
 

@@ -4,6 +4,8 @@ author vendoring compat would use it. Each test asserts behaviour that failed, o
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import math
 import warnings
 
@@ -607,3 +609,30 @@ async def test_close_with_waiting_getters_and_putters_loses_and_duplicates_nothi
     assert sorted(put + refused) == list(range(6))
     with pytest.raises(compat.QueueClosed):
         await queue.put(9)
+
+
+async def test_an_aclose_error_is_not_lost_when_the_callers_cancellation_is_swallowed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def work() -> None:
+        try:
+            await compat.sleep(10)
+        finally:
+            with compat.shielded():
+                await compat.sleep(0.05)
+            raise ValueError("cleanup failed")
+
+    handle = compat.spawn_detached(work())
+    await compat.sleep(0.01)
+    raised: list[type[BaseException]] = []
+    with caplog.at_level(logging.ERROR):
+        try:
+            with compat.move_on_after(0.01):
+                await handle.aclose()
+        except ValueError:
+            raised.append(ValueError)
+        del handle
+        gc.collect()
+    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], ValueError)]
+    assert raised or logged
+    assert len(raised) + len(logged) == 1  # reported once, never twice
