@@ -293,6 +293,8 @@ class _AsyncioTaskGroup(TaskGroup):
         return swallowed
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
+        if self._host is None:  # (3.15's TaskGroup would take it and run it once entered)
+            raise RuntimeError("start_soon() on a compat.TaskGroup that was not entered yet")
         coro: Any = fn(*args)
         if type(coro) is not CoroutineType:  # an awaitable that is no coroutine (compat's Queue.put with room)
             coro = _awaiting(coro)
@@ -300,7 +302,7 @@ class _AsyncioTaskGroup(TaskGroup):
             task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
         except RuntimeError:
             coro.close()  # no "coroutine ... was never awaited" warning (3.13+ closes it too: harmless)
-            if self._state == _DONE and self._group._tasks:
+            if self._state in (_BODY_CANCELLED, _DONE, _EXITING_CANCELLED) and self._group._tasks:
                 return  # cancelled by cancel() and shutting down: the child never runs, as documented
             raise
         if self._state == _EXITING_CANCELLED:
@@ -327,9 +329,13 @@ class _AsyncioTaskGroup(TaskGroup):
 
     def cancel(self) -> None:
         if _NATIVE_CANCEL:
+            if self._host is None:
+                raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
             self._group.cancel()  # type: ignore[attr-defined]  # Python 3.15+
             if self._state == _BODY:
                 self._state = _BODY_CANCELLED
+            elif self._state == _EXITING:
+                self._state = _EXITING_CANCELLED  # a child started from now on is not run (shutting down)
             return
         state = self._state
         if state == _BODY:

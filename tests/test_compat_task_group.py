@@ -415,10 +415,11 @@ class _NativeCancelWithGh155433(asyncio.TaskGroup):
         self._parent_task.cancel()  # type: ignore[union-attr]
 
     async def __aexit__(self, *exc_info: Any) -> bool:  # type: ignore[override]
+        parent = self._parent_task  # 3.15's __aexit__ clears it
         try:
             await super().__aexit__(*exc_info)
         except asyncio.CancelledError:
-            self._parent_task.uncancel()  # type: ignore[union-attr]
+            parent.uncancel()  # type: ignore[union-attr]
             return True  # swallowed: the bug when another cancellation is still pending
         return False
 
