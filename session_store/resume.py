@@ -332,11 +332,29 @@ def _is_safe_subpath(subpath: object, session_dir: Path) -> bool:
     return True
 
 
+def _compact_line_encoder() -> Callable[[Any], str]:
+    """``json.dumps(entry, separators=(",", ":"))`` without building a new encoder per entry (as ``json.dumps``
+    does): the same text and the same errors (``TypeError`` for a value JSON cannot carry, ``ValueError`` for an
+    entry that holds itself). Its cycle table is its own, so build one per thread (one per file written)."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        return json.JSONEncoder(separators=(",", ":")).encode
+    # markers (cycle table), default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan
+    chunks = c_make_encoder(
+        {}, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    join = "".join
+    return lambda entry: join(chunks(entry, 0))
+
+
 def _write_transcript(config_dir: Path, path: Path, transcript: list[Any], metadata: dict[str, Any] | None) -> None:
     """Blocking: write ``transcript`` as compact JSON lines (if any) and ``metadata`` as its sidecar (if any)."""
     if transcript:
         _make_private_dirs(config_dir, path.parent)
-        _write_private_file(path, "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in transcript))
+        encode = _compact_line_encoder()
+        lines = [encode(entry) for entry in transcript]
+        lines.append("")
+        _write_private_file(path, "\n".join(lines))
     if metadata is not None:
         sidecar = agent_metadata_sidecar_path(path)
         _make_private_dirs(config_dir, sidecar.parent)
