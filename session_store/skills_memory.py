@@ -316,13 +316,12 @@ def _sync_one(
         if seeded_digest == digest:
             report.unchanged.append(name)  # not changed in the session; the user removed it since: keep it removed
             return
-        os.makedirs(target, mode=_DIR_MODE, exist_ok=True)  # the user's own folder, as it is set up (links too)
+        _make_missing_dirs(target)  # the user's own folders, as they are set up (links too)
         _make_private_dirs(target, Path(*Path(name).parts[:-1]))  # below it, no link is followed
         _replace_file(destination, content)
         report.copied.append(name)
         return
     if not stat.S_ISREG(mode):
-        report.conflicts.append(name)
         report.skipped.append(f"{name}: the file in the config dir is not a regular file (a link?), left alone")
         return
     if seeded_digest == digest:
@@ -345,6 +344,20 @@ def _sync_one(
     _replace_file(destination, content)
     report.conflicts.append(name)
     report.backups.append((Path(name).parent / backup.name).as_posix())
+
+
+def _make_missing_dirs(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each 0o700 (``os.makedirs`` gives the parents the umask's)."""
+    missing: list[Path] = []
+    current = folder
+    while not os.path.isdir(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        with suppress(FileExistsError):
+            path.mkdir(mode=_DIR_MODE)
+            with suppress(OSError):
+                path.chmod(_DIR_MODE)
 
 
 def _refuse_linked_folders(target: Path, name: str) -> None:

@@ -28,6 +28,7 @@ from .browse import list_command, show_command, subagents_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
+from .memory import memory_sync_command
 from .mirror import mirror_command
 from .output import PROG, Console, Report
 from .parser import build_parser
@@ -111,6 +112,8 @@ def _execute(argv: Sequence[str] | None, console: Console) -> int:
     logging.basicConfig(level=level, handlers=[handler])
     if args.command == "demo":
         report = demo_command((args.backend,) if args.backend else BACKENDS, console, keep=args.keep)
+    elif args.command == "memory-sync":  # files only: no store, no event loop
+        report = memory_sync_command(args.source, args.to, args.directory, backup=args.backup)
     else:
         args.store = args.store or default_store_url()
         command = _store_command(args, console)

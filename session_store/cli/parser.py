@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--interval", type=_seconds, default=POLL_INTERVAL_SECONDS, metavar="SECONDS", help="poll period")
     sub.add_argument("--from-start", action="store_true", help="also mirror lines already in the files")
 
+    sub = scoped(
+        "memory-sync", "bring the project memory a resumed session wrote back into your config folder", session=False
+    )
+    sub.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="the resume --into folder")
+    sub.add_argument(
+        "--to", type=Path, metavar="DIR", help="config folder (default: $CLAUDE_CONFIG_DIR, else ~/.claude)"
+    )
+    sub.add_argument(
+        "--backup", action="store_true", help="on a conflict keep yours as NAME.bak-<time>, take the session's"
+    )
+
     sub = command(
         "demo",
         "import the bundled sample transcripts into a temporary SQLite store and run list, show, subagents "
