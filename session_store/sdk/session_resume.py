@@ -160,8 +160,12 @@ async def _seed_in_worker_thread(
 ) -> None:
     source_dir = _caller_config_dir(env)
     project_key = project_key_for_directory(cwd)  # type: ignore[arg-type]  # checked by the resume already
-    await compat.run_sync(seed_claude_config_dir, config_dir, env)
-    await compat.run_sync(seed_skills_and_memory, source_dir, config_dir, project_key)
+
+    def seed() -> None:
+        seed_claude_config_dir(config_dir, env)
+        seed_skills_and_memory(source_dir, config_dir, project_key)
+
+    await compat.run_sync(seed)
     carried.append((source_dir, project_key))
 
 
