@@ -13,14 +13,34 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from functools import partial
 from pathlib import Path
 
+import compat
+
 from ..keys import claude_config_dir, project_key_for_directory
-from ..skills_memory import memory_dir, sync_memory
+from ..resume import SeedConfigDir
+from ..skills_memory import memory_dir, seed_skills_and_memory, sync_memory
 from .output import PROG, Report
 from .running import EXIT_FAILURE, EXIT_USAGE, CliError
 
-__all__ = ["memory_sync_command"]
+__all__ = ["carry_skills_and_memory", "memory_sync_command"]
+
+
+def carry_skills_and_memory(project_key: str, *, skills: bool, memory: bool) -> SeedConfigDir | None:
+    """The ``seed_config_dir`` of ``resume --into DIR --with-skills --with-memory``: copies the user's skills
+    and the project's memory (from ``$CLAUDE_CONFIG_DIR``, else ``~/.claude``) into the resume's temp dir, so
+    they are placed in ``DIR`` with the transcript; None when neither is asked for."""
+    if not (skills or memory):
+        return None
+    source = claude_config_dir()
+
+    async def seed(config_dir: Path) -> None:
+        await compat.run_sync(
+            partial(seed_skills_and_memory, source, config_dir, project_key, skills=skills, memory=memory)
+        )
+
+    return seed
 
 
 def _visible(text: str) -> str:
