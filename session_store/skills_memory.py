@@ -137,8 +137,8 @@ def _copy_tree(
     if not stat.S_ISDIR(mode):
         _skip(report, source, "not a folder")
         return
-    _make_private_dirs(target_root, relative)
     try:
+        _make_private_dirs(target_root, relative)
         with os.scandir(source) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
     except OSError as error:
