@@ -16,6 +16,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,24 @@ async def test_sdk_cleanup_in_a_cancelled_scope_still_brings_memory_back_and_rem
     assert scope.cancelled_caught
     assert (memory_dir(user_config, PROJECT_KEY) / "late.md").read_text() == "written at the end\n"
     assert leftovers(temp_root) == []
+
+
+async def test_a_resume_cancelled_while_skills_are_copied_leaks_nothing(
+    store: SessionStore, user_config: Path, temp_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_seed = session_resume.seed_skills_and_memory
+
+    def slow_seed(*args: Any) -> Any:
+        time.sleep(0.2)  # a worker thread: the caller's cancellation arrives meanwhile
+        return real_seed(*args)
+
+    monkeypatch.setattr(session_resume, "seed_skills_and_memory", slow_seed)
+    session_id = await stored_session(store)
+    with compat.move_on_after(0.05) as scope:
+        await session_resume.materialize_resume_session(Options(session_store=store, resume=session_id))
+    assert scope.cancelled_caught
+    assert leftovers(temp_root) == []
+    assert sorted(path.name for path in memory_dir(user_config, PROJECT_KEY).iterdir()) == ["MEMORY.md", "notes.md"]
 
 
 async def test_a_seed_callable_or_none_carries_neither_skills_nor_memory(
