@@ -544,3 +544,46 @@ def test_cli_memory_sync_shows_control_characters_and_reports_a_bad_folder(
         "memory-sync", "--from", str(tmp_path / "user"), "--to", str(tmp_path / "user"), cwd=tmp_path, env=cli_env
     )
     assert result.returncode == 1 and "the same folder" in result.stderr
+
+
+@POSIX_ONLY
+def test_cli_resume_with_skills_and_memory_then_memory_sync_brings_the_session_memory_back(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    key = project_key_for_directory(project)
+    user = tmp_path / "user"
+    (user / "skills" / "review").mkdir(parents=True)
+    (user / "skills" / "review" / "SKILL.md").write_text("review\n")
+    (tmp_path / "elsewhere").mkdir()
+    (user / "skills" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    memory_dir(user, key).mkdir(parents=True)
+    (memory_dir(user, key) / "MEMORY.md").write_text("index\n")
+    session_id = new_id()
+    transcript = conversation("hello", session_id=session_id, cwd=str(project))
+    (user / "projects" / key / f"{session_id}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in transcript))
+    store = ["--store", "sqlite:///" + str(tmp_path / "store.db")]
+    assert cli(*store, "import", cwd=project, env=cli_env).returncode == 0
+
+    into = tmp_path / "into"
+    result = cli(
+        *store, "resume", session_id, "--into", str(into), "--with-skills", "--with-memory", cwd=project, env=cli_env
+    )
+    assert result.returncode == 0, result.stderr
+    assert (into / "skills" / "review" / "SKILL.md").read_text() == "review\n"
+    assert not (into / "skills" / "linked").exists() and not (into / "skills" / "linked").is_symlink()
+    assert "not carried into --into" in result.stderr and "linked" in result.stderr
+    assert (memory_dir(into, key) / "MEMORY.md").read_text() == "index\n"
+    assert mode_of(memory_dir(into, key) / "MEMORY.md") == 0o600 and mode_of(into / "skills") == 0o700
+    assert (into / SEED_RECORD).is_file()
+
+    (memory_dir(into, key) / "MEMORY.md").write_text("index, updated in the resumed session\n")
+    result = cli("memory-sync", "--from", str(into), cwd=project, env=cli_env)
+    assert result.returncode == 0, result.stderr
+    assert "updated   MEMORY.md" in result.stdout
+    assert (memory_dir(user, key) / "MEMORY.md").read_text() == "index, updated in the resumed session\n"
+
+    plain = tmp_path / "plain"
+    assert cli(*store, "resume", session_id, "--into", str(plain), cwd=project, env=cli_env).returncode == 0
+    assert not (plain / "skills").exists() and not memory_dir(plain, key).exists()

@@ -28,7 +28,7 @@ from .browse import list_command, show_command, subagents_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
-from .memory import memory_sync_command
+from .memory import carry_skills_and_memory, memory_sync_command
 from .mirror import mirror_command
 from .output import PROG, Console, Report
 from .parser import build_parser
@@ -74,8 +74,18 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
         if name == "subagents":
             return await subagents_command(store, scope, args.session_id)
         if name == "resume":
+            carry = carry_skills_and_memory(
+                scope.project_key, skills=args.with_skills, memory=args.with_memory, console=console
+            )
             return await resume_command(
-                store, scope, args.session_id, args.into, args.timeout * 1000, force=args.force, console=console
+                store,
+                scope,
+                args.session_id,
+                args.into,
+                args.timeout * 1000,
+                force=args.force,
+                console=console,
+                seed_config_dir=carry,
             )
         if name == "rename":
             return await rename_command(store, scope, args.session_id, args.title)

@@ -7,6 +7,8 @@ into the user's config dir (``--to``, default ``$CLAUDE_CONFIG_DIR``, else ``~/.
 user's when those are still as they were seeded, and a file changed on both sides is a conflict that is never
 overwritten silently: left as it is (exit status 1, the file named), or with ``--backup`` the user's version is kept
 as ``NAME.bak-<UTC time>`` and the session's takes its place. No store is opened.
+
+:func:`carry_skills_and_memory` is the seed hook behind ``resume --with-skills --with-memory``.
 """
 
 from __future__ import annotations
@@ -21,24 +23,30 @@ import compat
 from ..keys import claude_config_dir, project_key_for_directory
 from ..resume import SeedConfigDir
 from ..skills_memory import memory_dir, seed_skills_and_memory, sync_memory
-from .output import PROG, Report
+from .output import PROG, Console, Report
 from .running import EXIT_FAILURE, EXIT_USAGE, CliError
 
 __all__ = ["carry_skills_and_memory", "memory_sync_command"]
 
 
-def carry_skills_and_memory(project_key: str, *, skills: bool, memory: bool) -> SeedConfigDir | None:
+def carry_skills_and_memory(
+    project_key: str, *, skills: bool, memory: bool, console: Console | None = None
+) -> SeedConfigDir | None:
     """The ``seed_config_dir`` of ``resume --into DIR --with-skills --with-memory``: copies the user's skills
     and the project's memory (from ``$CLAUDE_CONFIG_DIR``, else ``~/.claude``) into the resume's temp dir, so
-    they are placed in ``DIR`` with the transcript; None when neither is asked for."""
+    they are placed in ``DIR`` with the transcript (and ``.session-store-seed.json``, which ``memory-sync`` reads);
+    what is not carried (a link, a FIFO, an unreadable file) is a warning on ``console``. None when neither is
+    asked for."""
     if not (skills or memory):
         return None
     source = claude_config_dir()
 
     async def seed(config_dir: Path) -> None:
-        await compat.run_sync(
+        report = await compat.run_sync(
             partial(seed_skills_and_memory, source, config_dir, project_key, skills=skills, memory=memory)
         )
+        for line in report.skipped:
+            (console or Console()).warn(f"not carried into --into: {_visible(line)}")
 
     return seed
 

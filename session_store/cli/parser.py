@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace files that differ from the stored session, keeping each old one beside it as NAME.bak",
     )
     sub.add_argument("--timeout", type=_seconds, default=DEFAULT_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
+    sub.add_argument("--with-skills", action="store_true", help="also copy your skills/ into DIR (links not followed)")
+    sub.add_argument(
+        "--with-memory",
+        action="store_true",
+        help="also copy the project's memory/ into DIR (bring it back: memory-sync)",
+    )
 
     sub = scoped("rename", "set a session's title")
     sub.add_argument("title", metavar="TITLE")
