@@ -123,7 +123,8 @@ def _skip(report: SeedReport, path: Path, why: str) -> None:
 def _copy_tree(
     source: Path, target_root: Path, relative: Path, report: SeedReport, hashes: dict[str, str] | None = None
 ) -> None:
-    """Copy the folder ``source`` to ``target_root / relative``, without following any link."""
+    """Copy the folder ``source`` to ``target_root / relative``, without following any link (iteratively: a
+    folder nested deeper than Python's recursion limit is copied too)."""
     try:
         mode = os.lstat(source).st_mode
     except FileNotFoundError:
@@ -137,31 +138,34 @@ def _copy_tree(
     if not stat.S_ISDIR(mode):
         _skip(report, source, "not a folder")
         return
-    try:
-        _make_private_dirs(target_root, relative)
-        with os.scandir(source) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
-    except OSError as error:
-        _skip(report, source, str(error))
-        return
-    for entry in entries:
-        entry_path = Path(entry.path)
+    pending = [(source, relative)]
+    while pending:
+        folder, folder_relative = pending.pop()
         try:
-            if entry.is_symlink():
-                _skip(report, entry_path, "a symbolic link: links are not followed")
-            elif entry.is_dir(follow_symlinks=False):
-                _copy_tree(entry_path, target_root, relative / entry.name, report, hashes)
-            elif entry.is_file(follow_symlinks=False):
-                content = _read_regular_file(entry_path)
-                _write_new_file(target_root / relative / entry.name, content)
-                name = (relative / entry.name).as_posix()
-                report.copied.append(name)
-                if hashes is not None:
-                    hashes[_memory_relative(name)] = _digest(content)
-            else:
-                _skip(report, entry_path, "not a regular file or folder")
+            _make_private_dirs(target_root, folder_relative)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name, reverse=True)
         except OSError as error:
-            _skip(report, entry_path, str(error))
+            _skip(report, folder, str(error))
+            continue
+        for entry in entries:
+            entry_path = Path(entry.path)
+            try:
+                if entry.is_symlink():
+                    _skip(report, entry_path, "a symbolic link: links are not followed")
+                elif entry.is_dir(follow_symlinks=False):
+                    pending.append((entry_path, folder_relative / entry.name))
+                elif entry.is_file(follow_symlinks=False):
+                    content = _read_regular_file(entry_path)
+                    _write_new_file(target_root / folder_relative / entry.name, content)
+                    name = (folder_relative / entry.name).as_posix()
+                    report.copied.append(name)
+                    if hashes is not None:
+                        hashes[_memory_relative(name)] = _digest(content)
+                else:
+                    _skip(report, entry_path, "not a regular file or folder")
+            except OSError as error:
+                _skip(report, entry_path, str(error))
 
 
 def _memory_relative(name: str) -> str:
