@@ -255,8 +255,8 @@ async def fork_session_via_store(
     ``" (fork)"``). It is written in one ``append``; the source is untouched.
 
     Atomic (the SDK's PR #960): readers see no fork or all of it, since one ``append`` is applied whole by the
-    SQLite, PostgreSQL, Redis and in-memory stores (one transaction in SQLite and PostgreSQL, one ``MULTI``/``EXEC`` in Redis, one step
-    in memory). When that append fails or is cancelled, what it may have written is deleted (shielded from the
+    SQLite, PostgreSQL, Redis and in-memory stores (one transaction in SQLite and PostgreSQL, one
+    ``MULTI``/``EXEC`` in Redis, one step in memory). When that append fails or is cancelled, what it may have written is deleted (shielded from the
     cancellation) before the error propagates, so no partial fork is left; a store without ``delete``, or a
     ``delete`` that fails too, gets a note on the error naming the session id to remove.
 
