@@ -25,6 +25,7 @@ from typing import Any
 from ..keys import default_projects_dir
 from ..types import SessionStore
 from .browse import list_command, show_command, subagents_command
+from .compact import compact_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
@@ -95,6 +96,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
             return await fork_command(store, scope, args.session_id, args.up_to, args.title)
         if name == "delete":
             return await delete_command(store, scope, args.session_id)
+        if name == "compact":
+            return await compact_command(store, scope, args.session_id)
         if name == "mirror":
             return await mirror_command(
                 store,
