@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 
 import compat
 
-from .keys import checked_path, file_path_to_session_key
+from .keys import checked_path, file_path_to_session_key, path_has_empty_component
 from .types import MirrorError, SessionKey, SessionStore, SessionStoreEntry, SessionStoreFlushMode
 from .validation import check_entry_list, require_number
 
@@ -399,6 +399,12 @@ class TranscriptMirrorBatcher:
                 f"projects_dir {self.projects_dir!r}; the CLI's CLAUDE_CONFIG_DIR likely differs from the one "
                 "the batcher was built with (custom env or container?)"
             )
+            if path_has_empty_component(file_path):
+                message = (
+                    f"dropped a mirror frame of {len(entries)} entries: {file_path!r} has an empty path component "
+                    "('//' or a trailing separator), which the CLI never writes; it maps to no session key rather "
+                    "than being stored as another file's"
+                )
             logger.warning("[SessionStore] %s", message)
             self._unreported.append(MirrorError(None, message))
             return

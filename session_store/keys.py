@@ -28,6 +28,7 @@ __all__ = [
     "claude_config_dir",
     "default_projects_dir",
     "file_path_to_session_key",
+    "path_has_empty_component",
     "project_key_for_directory",
     "sanitize_path",
     "simple_hash",
@@ -46,6 +47,9 @@ TRANSCRIPT_SUFFIX = ".jsonl"
 
 LONE_SURROGATE_PATTERN = re.compile("[\ud800-\udfff]")
 """A UTF-16 surrogate on its own: valid in a Python or JavaScript string, not encodable as UTF-8."""
+
+_SEPARATORS = os.sep + (os.altsep or "")
+_SEPARATOR_PATTERN = re.compile("[" + re.escape(_SEPARATORS) + "]")
 
 _BASE36_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 _INT32_MODULUS = 1 << 32
@@ -169,8 +173,13 @@ def file_path_to_session_key(
     - ``<projects>/<project>/<session>/<a>/.../<name>[.jsonl]`` -> ``subpath`` ``"<a>/.../<name>"``, always
       ``/``-joined, ``.jsonl`` stripped from the last part.
     - Anything else (outside ``projects_dir``, 1 or 3 parts, 2 parts without ``.jsonl``) -> None.
+    - A ``file_path`` with an empty component (``projects//x.jsonl``, a trailing separator) -> None: the CLI never
+      writes one, and normalizing it away would key it as another file (``a//b`` as ``a/b``, ``agent-1/`` as
+      ``agent-1``; the SDK's PR #1070). :func:`path_has_empty_component` tells a caller why it got None.
     """
     file_path, projects_dir = checked_path(file_path, "file_path"), checked_path(projects_dir, "projects_dir")
+    if path_has_empty_component(file_path):
+        return None
     try:
         relative = os.path.relpath(file_path, projects_dir)
     except ValueError:  # different drives on Windows
@@ -191,6 +200,15 @@ def file_path_to_session_key(
     if tail[-1].endswith(TRANSCRIPT_SUFFIX):
         tail[-1] = tail[-1][: -len(TRANSCRIPT_SUFFIX)]
     return {"project_key": project_key, "session_id": second, "subpath": "/".join(tail)}
+
+
+def path_has_empty_component(path: str) -> bool:
+    """Whether ``path`` has an empty component below its root: two separators in a row (``projects//x.jsonl``) or
+    a trailing one (``.../agent-1/``). The leading separators of the root (``/``, ``//`` or a UNC
+    ``\\\\server\\share``) do not count."""
+    _drive, rest = os.path.splitdrive(path)
+    body = rest.lstrip(_SEPARATORS)
+    return bool(body) and "" in _SEPARATOR_PATTERN.split(body)
 
 
 def validate_session_key(key: SessionKey) -> None:

@@ -17,6 +17,7 @@ how it is displayed.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import unicodedata
@@ -24,6 +25,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
+
+import compat
 
 from .keys import project_key_for_directory
 from .store_results import checked_store_result
@@ -34,6 +37,7 @@ from .validation import require_str, require_uuid
 __all__ = [
     "FORK_DROPPED_FIELDS",
     "FORK_TRANSCRIPT_TYPES",
+    "FORK_UNDO_TIMEOUT_S",
     "build_fork_entries",
     "delete_session_via_store",
     "derive_title_from_entries",
@@ -57,6 +61,8 @@ _REMOVED_CATEGORIES = frozenset({"Cf", "Co", "Cn"})  # format, private use, unas
 _REMOVED_RANGES = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ue000-\uf8ff]")
 
 Directory = str | os.PathLike[str] | None
+
+logger = logging.getLogger(__name__)
 
 
 def iso_now() -> str:
@@ -248,6 +254,12 @@ async def fork_session_via_store(
     ``content-replacement`` records, and a title (``title``, else the source's title or first prompt plus
     ``" (fork)"``). It is written in one ``append``; the source is untouched.
 
+    Atomic (the SDK's PR #960): readers see no fork or all of it, since one ``append`` is applied whole by the
+    SQLite, PostgreSQL, Redis and in-memory stores (one transaction in SQLite and PostgreSQL, one
+    ``MULTI``/``EXEC`` in Redis, one step in memory). When that append fails or is cancelled, what it may have written is deleted (shielded from the
+    cancellation) before the error propagates, so no partial fork is left; a store without ``delete``, or a
+    ``delete`` that fails too, gets a note on the error naming the session id to remove.
+
     Raises ``ValueError`` for a non-UUID id (before any store call) or a session with nothing to fork, and
     ``FileNotFoundError`` when the source session is missing or empty.
     """
@@ -281,5 +293,43 @@ async def fork_session_via_store(
     new_session_id, forked = build_fork_entries(
         transcript, content_replacements, session_id, up_to_message_id, title, lambda: derive_title_from_entries(raw)
     )
-    await session_store.append(_session_key(directory, new_session_id), cast("list[SessionStoreEntry]", forked))
+    new_key = _session_key(directory, new_session_id)
+    try:
+        await session_store.append(new_key, cast("list[SessionStoreEntry]", forked))
+    except BaseException as error:  # cancellation included: the append may have landed, in part or whole
+        await _undo_partial_fork(session_store, new_key, error)
+        raise
     return ForkSessionResult(session_id=new_session_id)
+
+
+FORK_UNDO_TIMEOUT_S = 30.0
+"""Time limit of the ``delete`` that removes what a failed fork may have written."""
+
+
+async def _undo_partial_fork(store: SessionStore, key: SessionKey, error: BaseException) -> None:
+    """After a failed or cancelled fork append, delete the new session (shielded from the cancellation, within
+    :data:`FORK_UNDO_TIMEOUT_S`) so no partial fork is left; when that is impossible (no ``delete``, or it fails
+    too), a note on ``error`` names the session id that may hold a partial fork."""
+    session_id = key["session_id"]
+    if not store_implements(store, "delete"):
+        error.add_note(
+            f"the fork {session_id} may be partly written: the store has no delete() to remove it; delete session "
+            f"{session_id} of project {key['project_key']!r} by hand if it exists"
+        )
+        return
+
+    async def delete() -> str | None:
+        try:
+            with compat.move_on_after(FORK_UNDO_TIMEOUT_S) as scope:
+                await store.delete(key)
+        except Exception as failure:
+            return f"{type(failure).__name__}: {failure}"
+        return f"delete() took more than {FORK_UNDO_TIMEOUT_S:g}s" if scope.cancelled_caught else None
+
+    problem = await compat.shield(delete)
+    if problem is not None:
+        logger.warning("[SessionStore] could not remove the failed fork %s: %s", session_id, problem)
+        error.add_note(
+            f"the fork {session_id} may be partly written: removing it failed ({problem}); delete session "
+            f"{session_id} of project {key['project_key']!r} once the store is reachable"
+        )

@@ -34,7 +34,9 @@ that fails the whole listing rather than degrading every row.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,12 +68,16 @@ from .types import (
 __all__ = [
     "STORE_LIST_LOAD_CONCURRENCY",
     "SUBAGENTS_PREFIX",
+    "agent_id_problem",
+    "checked_agent_id",
     "get_session_info_from_store",
     "get_session_messages_from_store",
     "get_subagent_messages_from_store",
     "list_sessions_from_store",
     "list_subagents_from_store",
 ]
+
+logger = logging.getLogger(__name__)
 
 STORE_LIST_LOAD_CONCURRENCY = 16
 """Most ``load`` calls :func:`list_sessions_from_store` keeps in flight at once."""
@@ -340,6 +346,38 @@ async def get_session_messages_from_store(
     return entries_to_session_messages(entries or [], limit, offset)
 
 
+_UNSAFE_AGENT_ID_CHARACTERS = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def agent_id_problem(agent_id: str) -> str | None:
+    """Why ``agent_id`` cannot name a subagent transcript, or None when it can.
+
+    An agent id becomes the last part of a subpath (``subagents/agent-<id>``), hence of a store key and of a
+    file name on resume, so it must stay one name: no ``/`` or ``\\``, not ``.`` or ``..``, no NUL or other
+    control character, no lone surrogate (the Ruby SDK's issue #79: an id taken on trust escaped its folder).
+    """
+    if agent_id in (".", ".."):
+        return "is a relative path component"
+    found = _UNSAFE_AGENT_ID_CHARACTERS.search(agent_id)
+    if found is not None:
+        return f"holds {found.group()!r}, which cannot be part of one file name"
+    return None
+
+
+def checked_agent_id(agent_id: str) -> str:
+    """``agent_id`` unchanged when it can name a subagent transcript (:func:`agent_id_problem`), else
+    ``ValueError`` naming it; ``TypeError`` for a non-str."""
+    if not isinstance(agent_id, str):
+        raise TypeError(f"agent_id must be a str, got {type(agent_id).__name__} {agent_id!r}")
+    problem = agent_id_problem(agent_id)
+    if problem is not None:
+        raise ValueError(
+            f"Invalid agent_id {agent_id!r}: it {problem}; pass an id as list_subagents_from_store() returns it "
+            "(the part after 'agent-' of a subagent transcript's name)"
+        )
+    return agent_id
+
+
 def _agent_id_of(subpath: str) -> str | None:
     """``abc`` for ``subagents/.../agent-abc``; None for a subpath that is not a subagent transcript."""
     if not subpath.startswith(SUBAGENTS_PREFIX):
@@ -354,7 +392,9 @@ async def list_subagents_from_store(
     """The agent ids of a session's subagent transcripts, in the store's order, each once.
 
     ``[]`` for a non-UUID session id. Nested workflow subpaths (``subagents/workflows/<run>/agent-<id>``)
-    count; an id found under two subpaths is returned once.
+    count; an id found under two subpaths is returned once. An id that could not name a file
+    (:func:`agent_id_problem`: a ``\\``, a control character, ``..``, empty) is skipped with a warning, so
+    every id returned is one :func:`get_subagent_messages_from_store` accepts.
 
     Raises ``ValueError`` when the store does not implement ``list_subkeys``.
     """
@@ -369,8 +409,17 @@ async def list_subagents_from_store(
     subpaths = checked_store_result(
         "list_subkeys", await session_store.list_subkeys({"project_key": project.key, "session_id": session_id})
     )
-    agent_ids = (_agent_id_of(subpath) for subpath in subpaths)
-    return list(dict.fromkeys(agent_id for agent_id in agent_ids if agent_id is not None))
+    agent_ids: dict[str, None] = {}
+    for subpath in subpaths:
+        agent_id = _agent_id_of(subpath)
+        if agent_id is None or agent_id in agent_ids:
+            continue
+        problem = agent_id_problem(agent_id) if agent_id else "is empty"
+        if problem is not None:
+            logger.warning("[SessionStore] skipping subagent %r of list_subkeys: its agent id %s", subpath, problem)
+            continue
+        agent_ids[agent_id] = None
+    return list(agent_ids)
 
 
 async def _subagent_subpath(store: SessionStore, project: _Project, session_id: str, agent_id: str) -> str | None:
@@ -401,10 +450,13 @@ async def get_subagent_messages_from_store(
 
     Every message carries the ``toolUseId`` / ``parentAgentId`` of the transcript's last ``agent_metadata``
     entry (string values only) as ``parent_tool_use_id`` / ``parent_agent_id``. ``[]`` when the session id is
-    not a UUID, ``agent_id`` is empty, or the transcript is missing or empty.
+    not a UUID, ``agent_id`` is empty, or the transcript is missing or empty. ``ValueError`` naming ``agent_id``
+    when it could not be one file name (a ``/`` or ``\\``, ``.`` or ``..``, a control character: see
+    :func:`agent_id_problem`), whether or not the store has ``list_subkeys``, before any store call.
     """
     if not validate_uuid(session_id) or not agent_id:
         return []
+    checked_agent_id(agent_id)  # before it becomes part of a key (no list_subkeys) or is matched (list_subkeys)
     project = _Project.of(directory)
     subpath = await _subagent_subpath(session_store, project, session_id, agent_id)
     if subpath is None:

@@ -282,6 +282,8 @@ async def _write_subkeys(
             f"SessionStore.list_subkeys() for session {session_id}", timeout_s, store.list_subkeys, session
         ),
     )
+    pending: list[_SubpathFile] = []
+    pending_entries = 0
     for subpath in subpaths:
         if not _is_safe_subpath(subpath, session_dir):
             logger.warning("[SessionStore] skipping unsafe subpath from list_subkeys: %r", subpath)
@@ -292,10 +294,28 @@ async def _write_subkeys(
         if not entries:
             continue
         metadata, transcript = split_agent_metadata(entries)
+        pending.append((subpath, _subpath_transcript(session_dir, subpath), transcript, metadata))
+        pending_entries += len(entries)
+        if pending_entries >= SUBPATH_WRITE_BATCH_ENTRIES:
+            await compat.run_sync(_write_subpath_files, config_dir, pending)
+            pending, pending_entries = [], 0
+    if pending:
+        await compat.run_sync(_write_subpath_files, config_dir, pending)
+
+
+SUBPATH_WRITE_BATCH_ENTRIES = 20_000
+"""Subagent transcripts loaded are written together, in one worker-thread call, once they hold this many entries
+(and at the end): one thread hop for many small files, with a bound on what is held in memory meanwhile."""
+
+_SubpathFile = tuple[str, Path, list[Any], dict[str, Any] | None]
+
+
+def _write_subpath_files(config_dir: Path, files: list[_SubpathFile]) -> None:
+    """Blocking: write each subagent transcript and sidecar; a subpath whose name cannot be a file here (too long,
+    a file where a folder must be) is skipped with a warning, the others are still written."""
+    for subpath, path, transcript, metadata in files:
         try:
-            await compat.run_sync(
-                _write_transcript, config_dir, _subpath_transcript(session_dir, subpath), transcript, metadata
-            )
+            _write_transcript(config_dir, path, transcript, metadata)
         except OSError as error:
             if error.errno not in _UNWRITABLE_NAME_ERRNOS:
                 raise
@@ -332,11 +352,29 @@ def _is_safe_subpath(subpath: object, session_dir: Path) -> bool:
     return True
 
 
+def _compact_line_encoder() -> Callable[[Any], str]:
+    """``json.dumps(entry, separators=(",", ":"))`` without building a new encoder per entry (as ``json.dumps``
+    does): the same text and the same errors (``TypeError`` for a value JSON cannot carry, ``ValueError`` for an
+    entry that holds itself). Its cycle table is its own, so build one per thread (one per file written)."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has _json
+        return json.JSONEncoder(separators=(",", ":")).encode
+    # markers (cycle table), default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan
+    chunks = c_make_encoder(
+        {}, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+    join = "".join
+    return lambda entry: join(chunks(entry, 0))
+
+
 def _write_transcript(config_dir: Path, path: Path, transcript: list[Any], metadata: dict[str, Any] | None) -> None:
     """Blocking: write ``transcript`` as compact JSON lines (if any) and ``metadata`` as its sidecar (if any)."""
     if transcript:
         _make_private_dirs(config_dir, path.parent)
-        _write_private_file(path, "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in transcript))
+        encode = _compact_line_encoder()
+        lines = [encode(entry) for entry in transcript]
+        lines.append("")
+        _write_private_file(path, "\n".join(lines))
     if metadata is not None:
         sidecar = agent_metadata_sidecar_path(path)
         _make_private_dirs(config_dir, sidecar.parent)

@@ -441,9 +441,9 @@ def mutation_case(name: str) -> CaseBuilder:
                     assert info is not None and info.tag == "swept"
                 elif name == "delete":
                     assert info is None and len(listed) == 2
-                else:  # a fork cancelled after its one append landed exists, and the retry forks again
+                else:  # a cancelled fork is deleted even when its one append landed: only the retry's is left
                     forks = [row for row in listed if row.custom_title and row.custom_title.endswith("(fork)")]
-                    assert 1 <= len(forks) <= 2 and len(listed) == 3 + len(forks)
+                    assert len(forks) == 1 and len(listed) == 4
 
             return Case(lambda: call(store), settle)
 

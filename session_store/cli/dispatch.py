@@ -29,6 +29,7 @@ from .compact import compact_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
+from .memory import carry_skills_and_memory, memory_sync_command
 from .mirror import mirror_command
 from .output import PROG, Console, Report
 from .parser import build_parser
@@ -74,8 +75,18 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
         if name == "subagents":
             return await subagents_command(store, scope, args.session_id)
         if name == "resume":
+            carry = carry_skills_and_memory(
+                scope.project_key, skills=args.with_skills, memory=args.with_memory, console=console
+            )
             return await resume_command(
-                store, scope, args.session_id, args.into, args.timeout * 1000, force=args.force, console=console
+                store,
+                scope,
+                args.session_id,
+                args.into,
+                args.timeout * 1000,
+                force=args.force,
+                console=console,
+                seed_config_dir=carry,
             )
         if name == "rename":
             return await rename_command(store, scope, args.session_id, args.title)
@@ -118,6 +129,8 @@ def _execute(argv: Sequence[str] | None, console: Console) -> int:
     logging.basicConfig(level=level, handlers=[handler])
     if args.command == "demo":
         report = demo_command((args.backend,) if args.backend else BACKENDS, console, keep=args.keep)
+    elif args.command == "memory-sync":  # files only: no store, no event loop
+        report = memory_sync_command(args.source, args.to, args.directory, backup=args.backup)
     else:
         args.store = args.store or default_store_url()
         command = _store_command(args, console)

@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace files that differ from the stored session, keeping each old one beside it as NAME.bak",
     )
     sub.add_argument("--timeout", type=_seconds, default=DEFAULT_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
+    sub.add_argument("--with-skills", action="store_true", help="also copy your skills/ into DIR (links not followed)")
+    sub.add_argument(
+        "--with-memory",
+        action="store_true",
+        help="also copy the project's memory/ into DIR (bring it back: memory-sync)",
+    )
 
     sub = scoped("rename", "set a session's title")
     sub.add_argument("title", metavar="TITLE")
@@ -165,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_PENDING_LINES,
         metavar="LINES",
         help="stop reading past this many lines not yet stored (default: %(default)s)",
+    )
+
+    sub = scoped(
+        "memory-sync", "bring the project memory a resumed session wrote back into your config folder", session=False
+    )
+    sub.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR", help="the resume --into folder")
+    sub.add_argument(
+        "--to", type=Path, metavar="DIR", help="config folder (default: $CLAUDE_CONFIG_DIR, else ~/.claude)"
+    )
+    sub.add_argument(
+        "--backup", action="store_true", help="on a conflict keep yours as NAME.bak-<time>, take the session's"
     )
 
     sub = command(

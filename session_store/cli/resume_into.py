@@ -42,7 +42,13 @@ from pathlib import Path
 import compat
 
 from ..keys import canonicalize_path
-from ..resume import DEFAULT_LOAD_TIMEOUT_MS, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, materialize_resume_session
+from ..resume import (
+    DEFAULT_LOAD_TIMEOUT_MS,
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    SeedConfigDir,
+    materialize_resume_session,
+)
 from ..types import SessionStore
 from .output import Console, Report
 from .running import EXIT_USAGE, CliError
@@ -77,6 +83,7 @@ async def resume_command(
     *,
     force: bool = False,
     console: Console | None = None,
+    seed_config_dir: SeedConfigDir | None = None,
 ) -> Report:
     """Write ``session_id`` of ``scope`` under ``into`` (see the module docstring); the report lists each file."""
     require_session_id(session_id)
@@ -84,7 +91,11 @@ async def resume_command(
     with _recording_left_out() as left_out:
         try:
             materialized = await materialize_resume_session(
-                store, resume=session_id, cwd=scope.directory, load_timeout_ms=load_timeout_ms
+                store,
+                resume=session_id,
+                cwd=scope.directory,
+                load_timeout_ms=load_timeout_ms,
+                seed_config_dir=seed_config_dir,  # --with-skills / --with-memory (cli/memory.py)
             )
         except OSError as error:  # the private temp dir (removed again by the library) could not be written
             where = _shown(error.filename if isinstance(error.filename, str) else tempfile.gettempdir())

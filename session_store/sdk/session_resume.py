@@ -23,6 +23,13 @@ temp dir, each file mode 0o600 (the dir itself is 0o700):
 A missing source is skipped silently; a source that is not a regular file (a directory, a FIFO: never
 opened) or that cannot be read or written is skipped with a warning. None of these aborts the resume.
 
+Beyond the SDK (its PR #1029, not shipped): the same default seeding carries the user's ``skills/`` and the
+project's auto memory (``projects/<project_key>/memory/``) from that config dir into the temp dir
+(:func:`session_store.skills_memory.seed_skills_and_memory`: no link followed, 0o700/0o600), so the resumed CLI
+can invoke the skills and read its memory; and ``cleanup()`` first brings the memory files the session wrote
+back into that config dir (:func:`session_store.skills_memory.sync_memory` with ``on_conflict="backup"``: a file
+the user's side changed meanwhile is kept as ``<name>.bak-<UTC time>``, with a warning), then removes the dir.
+
 SPEC §4 decision 3 holds here too: ``load_timeout_ms <= 0`` times out at once without calling the store.
 """
 
@@ -37,7 +44,7 @@ import os
 import platform
 import stat
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -47,8 +54,9 @@ import compat
 from session_store import resume as _resume
 from session_store.batcher import MirrorErrorCallback, TranscriptMirrorBatcher
 from session_store.batcher import build_mirror_batcher as _build_batcher
-from session_store.keys import default_projects_dir
+from session_store.keys import default_projects_dir, project_key_for_directory
 from session_store.resume import DEFAULT_LOAD_TIMEOUT_MS, MaterializedResume, SeedConfigDir
+from session_store.skills_memory import seed_skills_and_memory, sync_memory
 from session_store.types import SessionStore, SessionStoreFlushMode
 
 __all__ = [
@@ -124,8 +132,9 @@ async def materialize_resume_session(
     """
     env: Mapping[str, str] = _option(options, "env", None) or {}
     seed: SeedConfigDir | None
+    carried: list[tuple[Path, str]] = []  # (the user's config dir, project key) once skills and memory are seeded
     if seed_config_dir == CLAUDE_CONFIG_SEED:
-        seed = partial(_seed_in_worker_thread, env=dict(env))
+        seed = partial(_seed_in_worker_thread, env=dict(env), cwd=_option(options, "cwd", None), carried=carried)
     elif seed_config_dir is None or callable(seed_config_dir):
         seed = seed_config_dir
     else:
@@ -133,7 +142,7 @@ async def materialize_resume_session(
             f"seed_config_dir must be 'claude', a callable taking the config dir, or None; got {seed_config_dir!r}"
         )
     store: SessionStore | None = _option(options, "session_store", None)
-    return await _resume.materialize_resume_session(
+    materialized = await _resume.materialize_resume_session(
         store,
         resume=_option(options, "resume", None),
         continue_conversation=bool(_option(options, "continue_conversation", False)),
@@ -141,10 +150,52 @@ async def materialize_resume_session(
         load_timeout_ms=_option(options, "load_timeout_ms", DEFAULT_LOAD_TIMEOUT_MS),
         seed_config_dir=seed,
     )
+    if materialized is not None and carried:
+        materialized.cleanup = partial(_sync_memory_then, materialized.config_dir, *carried[0], materialized.cleanup)
+    return materialized
 
 
-async def _seed_in_worker_thread(config_dir: Path, *, env: Mapping[str, str]) -> None:
-    await compat.run_sync(seed_claude_config_dir, config_dir, env)
+async def _seed_in_worker_thread(
+    config_dir: Path, *, env: Mapping[str, str], cwd: object, carried: list[tuple[Path, str]]
+) -> None:
+    source_dir = _caller_config_dir(env)
+    project_key = project_key_for_directory(cwd)  # type: ignore[arg-type]  # checked by the resume already
+
+    def seed() -> None:
+        seed_claude_config_dir(config_dir, env)
+        seed_skills_and_memory(source_dir, config_dir, project_key)
+
+    await compat.run_sync(seed)
+    carried.append((source_dir, project_key))
+
+
+async def _sync_memory_then(
+    config_dir: Path, user_config_dir: Path, project_key: str, remove: Callable[[], Awaitable[None]]
+) -> None:
+    """The ``cleanup`` of a resume seeded with skills and memory: bring the session's memory back into the
+    user's config dir (shielded from cancellation, never raising), then remove the temp dir."""
+
+    async def bring_back() -> None:
+        try:
+            report = await compat.run_sync(
+                partial(sync_memory, config_dir, user_config_dir, project_key, on_conflict="backup")
+            )
+        except Exception as error:
+            logger.warning("[SessionStore] resume: could not bring the session's memory back: %s", error)
+            return
+        if report.backups or report.skipped:
+            logger.warning(
+                "[SessionStore] resume: memory brought back into %s; changed on both sides, the other version kept "
+                "as: %s; not brought back: %s",
+                user_config_dir,
+                ", ".join(report.backups) or "none",
+                ", ".join(report.skipped) or "none",
+            )
+
+    try:
+        await compat.shield(bring_back)  # nothing to bring back after a first cleanup() removed the dir
+    finally:
+        await remove()
 
 
 def apply_materialized_options(options: Any, materialized: MaterializedResume) -> Any:
@@ -195,7 +246,7 @@ def seed_claude_config_dir(config_dir: Path, env: Mapping[str, str] | None = Non
     """
     env = env or {}
     caller_config_dir = env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR")
-    source_dir = Path(caller_config_dir) if caller_config_dir else Path.home() / ".claude"
+    source_dir = _caller_config_dir(env)
 
     credentials = _read_if_present(source_dir / ".credentials.json")
     if caller_config_dir is None and not _any_set(env, "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"):
@@ -211,6 +262,12 @@ def seed_claude_config_dir(config_dir: Path, env: Mapping[str, str] | None = Non
         settings = _read_if_present(source_dir / name)
         if settings is not None:
             _write_seed(config_dir / name, _strip_settings_for_resume(settings))
+
+
+def _caller_config_dir(env: Mapping[str, str]) -> Path:
+    """The caller's config dir: ``env``'s ``CLAUDE_CONFIG_DIR``, else the process's, else ``~/.claude``."""
+    configured = env.get("CLAUDE_CONFIG_DIR") or os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured) if configured else Path.home() / ".claude"
 
 
 def _any_set(env: Mapping[str, str], *names: str) -> bool:
