@@ -220,7 +220,9 @@ class SQLiteSessionStore(ThreadedSessionStore):
         try:
             conn = self._probed(uri)
         except sqlite3.OperationalError as error:
-            if getattr(error, "sqlite_errorname", "") != "SQLITE_CANTOPEN" or os.access(path.parent, os.W_OK):
+            # a read-only mount says CANTOPEN, a folder without write permission READONLY_CANTINIT (or the like)
+            name = getattr(error, "sqlite_errorname", "")
+            if not (name == "SQLITE_CANTOPEN" or name.startswith("SQLITE_READONLY")) or os.access(path.parent, os.W_OK):
                 raise
             wal = Path(f"{self.path}-wal")
             if wal.exists() and wal.stat().st_size > 0 and not Path(f"{self.path}-shm").exists():
@@ -288,10 +290,24 @@ class SQLiteSessionStore(ThreadedSessionStore):
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if self.path == ":memory:" or self._writable():
+                raise
+            raise _naming_database(
+                error,
+                f"{self.path}, which is read-only (or in a read-only folder); "
+                "the commands that only read (list, show, subagents, resume) still work",
+            ) from error
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _writable(self) -> bool:
+        """Whether this process may write the database file and create its journal beside it."""
+        path = Path(self.path)
+        return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
     @staticmethod
     @contextmanager
