@@ -120,6 +120,30 @@ def test_a_percent_encoded_password_never_survives_redaction(suffix: str) -> Non
         assert MARK not in redact(message, url=url)
 
 
+# --- the adapters' own errors -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", [form for form in FORMS if form.startswith(("postgres", "redis"))])
+async def test_the_adapters_errors_and_reprs_show_no_password(form: str, closed_port: int) -> None:
+    from session_store.adapters import open_store
+
+    url = url_forms(closed_port)[form]
+    try:
+        store = open_store(url)
+    except ValueError as error:  # refused before connecting: the message is redacted already
+        assert MARK not in str(error)
+        return
+    try:
+        assert MARK not in repr(store)
+        with pytest.raises(Exception) as raised:
+            await store.list_sessions("-work-app")
+        assert MARK not in str(raised.value), raised.value
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            await close()
+
+
 # --- every URL form, through every command ------------------------------------------------------------------
 
 
