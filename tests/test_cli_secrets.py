@@ -76,6 +76,15 @@ def url_forms(port: int) -> dict[str, str]:
 
 
 FORMS = sorted(url_forms(1))
+REFUSED_BEFORE_CONNECTING = {
+    "postgres-missing-slashes",
+    "postgres-missing-both-slashes",
+    "no-scheme",
+    "memory-userinfo",
+    "sqlite-userinfo",
+    "redis-cluster-bad-port",
+}
+"""Forms ``open_store`` refuses (no such scheme, a host on sqlite://, anything after memory://, a bad port)."""
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -228,6 +237,8 @@ def test_no_command_shows_the_password_of_any_url_form(form: str, closed_port: i
         shows_no_secret(result)
         assert result.returncode != 0, command  # no such store: every command fails, and says so
         assert "error" in result.stderr or "warning" in result.stderr, (command, result.stderr)
+    if form not in REFUSED_BEFORE_CONNECTING:  # mirror starts (its banner names the store, redacted), then fails
+        assert "mirroring" in results["mirror"].stderr and "***" in results["mirror"].stderr, results["mirror"].stderr
 
 
 def test_json_output_of_a_failing_import_shows_no_password(closed_port: int, tmp_path: Path) -> None:
