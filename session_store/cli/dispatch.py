@@ -132,7 +132,9 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
         if name == "subagents":
             return await subagents_command(store, scope, args.session_id)
         if name == "resume":
-            return await resume_command(store, scope, args.session_id, args.into, args.timeout * 1000)
+            return await resume_command(
+                store, scope, args.session_id, args.into, args.timeout * 1000, force=args.force, console=console
+            )
         if name == "rename":
             return await rename_command(store, scope, args.session_id, args.title)
         if name == "tag":
@@ -151,6 +153,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
                 duration=args.duration,
                 interval=args.interval,
                 from_start=args.from_start,
+                positions=args.positions,
+                max_pending_lines=args.max_pending,
             )
         raise CliError(f"unknown command {name!r}", EXIT_USAGE)  # argparse already rejects these
 
