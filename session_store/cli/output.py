@@ -36,6 +36,7 @@ __all__ = [
     "json_text",
     "one_line",
     "redact_url",
+    "shown",
     "visible",
 ]
 
