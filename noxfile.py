@@ -1,8 +1,9 @@
 """Sessions: tests per Python x backend, lint, typecheck, bench.
 
-``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), lint and typecheck; ``nox -s bench`` runs the
-benchmarks. The interpreters come from pyenv: ``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has
-is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
+``nox`` alone runs tests (3.11 to 3.15 x asyncio, trio), tests_trio_oldest (compat's tests on the oldest trio
+it supports), lint, typecheck and the asgi-lifespan and stamina downstream suites (they download those two sdists
+and their test tools: 30-45 s each); ``nox -s bench`` runs the benchmarks. The interpreters come from pyenv:
+``scripts/test.sh`` sets ``PYENV_VERSION`` so every one pyenv has is visible. A version in ``SID_PYTHONS`` that no ``pythonX.Y`` on PATH provides (pyenv has no 3.14 or 3.15 on
 Debian 12) runs instead inside the cached Debian sid root of ``scripts/sid-root.sh`` (built on first use; needs
 root), with the same suite and its own PostgreSQL and Redis; its session has the same name (``tests-3.14``).
 """
@@ -19,7 +20,15 @@ IN_SID_ROOT = [version for version in SID_PYTHONS if shutil.which(f"python{versi
 PYTHONS = [version for version in ["3.11", "3.12", "3.13", *SID_PYTHONS] if version not in IN_SID_ROOT]
 BACKENDS = ["asyncio", "trio"]
 
-nox.options.sessions = ["tests", *(f"tests-{version}" for version in IN_SID_ROOT), "lint", "typecheck"]
+nox.options.sessions = [
+    "tests",
+    *(f"tests-{version}" for version in IN_SID_ROOT),
+    "tests_trio_oldest",
+    "lint",
+    "typecheck",
+    "downstream_asgi_lifespan",  # about 30 s each with a fresh venv: the sdist, its test tools and both suite runs
+    "downstream_stamina",
+]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's interpreters, never fetch one
@@ -81,6 +90,26 @@ def soak(session: nox.Session, backend: str) -> None:
     )
 
 
+TRIO_OLDEST = "0.23.0"  # compat._backend.OLDEST_TRIO: older trio sets no sniffio.thread_local (a test checks both)
+ANYIO_FOR_TRIO_OLDEST = "4.10.0"  # the anyio of the interop tests; later releases call trio APIs 0.23 lacks
+
+
+@nox.session(python="3.11")
+def tests_trio_oldest(session: nox.Session) -> None:
+    """compat's own tests (tests/test_compat_*.py) on the oldest trio compat supports, async tests on trio.
+
+    The project is installed without its ``[trio]`` extra (which asks for a newer trio for session_store).
+    """
+    from pathlib import Path
+
+    session.install(
+        "-e", ".", f"trio=={TRIO_OLDEST}", f"anyio=={ANYIO_FOR_TRIO_OLDEST}",
+        "pytest>=8", "pytest-asyncio>=0.24", "pytest-trio>=0.8", "hypothesis>=6",
+    )  # fmt: skip
+    files = sorted(str(path) for path in Path("tests").glob("test_compat_*.py"))
+    session.run("pytest", "-p", "no:cacheprovider", *(session.posargs or files), env={"COMPAT_TEST_BACKENDS": "trio"})
+
+
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
@@ -99,7 +128,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Side-by-side benchmarks (native vs compat vs anyio; ours vs the SDK), printed as ratio tables."""
-    session.install("-e", ".[bench]", "-r", "downstream/httpcore/requirements.txt")  # 'downstream' runs httpcore
+    # 'downstream' runs httpcore (its test requirements), asgi-lifespan (nothing more) and stamina (tenacity)
+    session.install("-e", ".[bench]", "-r", "downstream/httpcore/requirements.txt", "tenacity>=9,<10")
     session.run("python", "-m", "benchmarks", *(session.posargs or ["all"]))
 
 
@@ -114,6 +144,34 @@ def downstream_httpcore(session: nox.Session) -> None:
     """
     session.install("pip", "-r", "downstream/httpcore/requirements.txt")
     session.run("python", "downstream/httpcore/run.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def downstream_asgi_lifespan(session: nox.Session) -> None:
+    """asgi-lifespan 2.1.0's own test suite, original and with its ``_concurrency`` package on ``compat`` (a default
+    session: about 30 s).
+
+    ``downstream/asgi_lifespan/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system
+    temp dir (never the repository), vendors ``compat`` into a second copy as ``asgi_lifespan/_vendored_compat``,
+    runs the suite in both (asyncio and trio through its own conftest), prints both counts and fails if any outcome
+    differs. Extra arguments go to pytest.
+    """
+    session.install("pip", "-r", "downstream/asgi_lifespan/requirements.txt")
+    session.run("python", "downstream/asgi_lifespan/run.py", *session.posargs)
+
+
+@nox.session(python="3.11")
+def downstream_stamina(session: nox.Session) -> None:
+    """stamina 26.1.0's own test suite, original and with its async sleep on ``compat`` (a default session: about
+    40 s).
+
+    ``downstream/stamina/run.py`` (through ``downstream/sdist_suite.py``) downloads the sdist into the system temp
+    dir (never the repository), vendors ``compat`` into a second copy as ``stamina/_vendored_compat``, installs
+    each tree into a folder of its own, runs the suite in both (asyncio and trio through anyio's pytest plugin),
+    prints both counts and fails if any outcome differs. Extra arguments go to pytest.
+    """
+    session.install("pip", "-r", "downstream/stamina/requirements.txt")
+    session.run("python", "downstream/stamina/run.py", *session.posargs)
 
 
 DOWNSTREAM_SDK_VERSION = "0.2.189"

@@ -2,6 +2,8 @@
 
 For each primitive three implementations of the same operation run interleaved in one process (see
 :mod:`benchmarks._timing`): the backend's own primitive ("native"), :mod:`compat`, and the anyio equivalent.
+Time is the process's CPU time (``time.process_time_ns``, all threads): on a machine shared with other jobs the
+wall clock also counts the time the process waits for a core, which lands on whichever implementation ran then.
 Reported: ns/op (median of the rounds), ``compat/native`` (the overhead compat adds; target <= 1.25) and
 ``anyio/compat`` (how much faster compat is than anyio; target >= 3 for lock, event and limiter on asyncio).
 Ratios are the median of the per-round ratios (each round's implementations ran back to back), so they may
@@ -29,12 +31,25 @@ spawn + wait        ``create_task`` + ``await asyncio.shield(task)``    ``spawn_
                                                                         ``CancelScope`` + ``trio.Event``
 task group (1)      ``asyncio.TaskGroup`` with one child                ``trio.open_nursery`` with one child
 run_sync            ``asyncio.to_thread(int)``                          ``trio.to_thread.run_sync(int)``
+queue put + get     ``asyncio.Queue(10)``: ``await put(i)`` + ``await   ``trio.open_memory_channel(10)``: ``await
+                    get()``                                             send(i)`` + ``await receive()``
+condition           ``async with cond: cond.notify()`` (no waiter),     same, ``trio.Condition``
+                    ``asyncio.Condition``
+task group + start  ``asyncio.TaskGroup``, a child that sets a future   ``trio.open_nursery`` + ``await
+                    the body awaits (asyncio has no ``start``)          nursery.start(child)``
+task group + cancel ``asyncio.TaskGroup`` with one sleeping child in an   ``trio.open_nursery`` with one sleeping child,
+                    ``asyncio.timeout`` expired on purpose (the native  ``nursery.cancel_scope.cancel()``
+                    way to cancel body and children before 3.15);
+                    ``tg.cancel()`` on 3.15
+spawn + aclose      ``create_task(sleep)``, ``task.cancel()``, ``await  ``spawn_system_task`` in its own ``CancelScope``,
+                    asyncio.wait((task,))``                             cancel it, shielded wait for its ``trio.Event``
 ==================  ==================================================  ===============================================
 
 anyio: ``anyio.Lock()``, ``anyio.Event()``, ``anyio.CapacityLimiter(10)``, ``anyio.sleep(0)``, ``anyio.fail_after``,
 ``anyio.Semaphore(10, max_value=10)``, ``anyio.move_on_after``, ``anyio.CancelScope(shield=True)``, ``start_soon`` into a task group kept open for the
 round + ``anyio.Event`` (spawn + wait: anyio has no detached spawn), ``anyio.create_task_group`` with one child,
-``anyio.to_thread.run_sync``.
+``anyio.to_thread.run_sync``, ``anyio.create_memory_object_stream(10)``, ``anyio.Condition``, anyio's ``start`` and
+``cancel_scope.cancel()``, and for spawn + aclose a task in its own scope in a group kept open for the round.
 
 anyio is imported by this benchmark, and on asyncio ``compat.shield`` / ``compat.run_sync`` enter an anyio shield
 scope when anyio is imported (SPEC §3). The plain ``compat`` column is therefore measured with anyio hidden from
@@ -70,9 +85,10 @@ import compat
 from ._report import Table, ratio, run_meta, write_results
 from ._timing import Impl, interleave
 
-perf_ns = time.perf_counter_ns
+perf_ns = time.process_time_ns  # CPU time: on a shared machine wall time charges waits for a core to whoever ran
 LONG = 1000.0  # a deadline that never fires
 LIMITER_TOKENS = 10
+QUEUE_SIZE = 10
 SUITE = "compat"
 
 # Targets from the issue.
@@ -331,6 +347,207 @@ def start_soon_group_impl(factory: Callable[[], Any]) -> Impl:
     return run
 
 
+# ------------------------------------------------------------------------------------------------------ queue
+def queue_impl(factory: Callable[[], Any]) -> Impl:
+    """``await put(i)`` + ``await get()`` on a queue with room (asyncio.Queue / compat.Queue)."""
+
+    async def run(n: int) -> int:
+        queue = factory()
+        t0 = perf_ns()
+        for i in range(n):
+            await queue.put(i)
+            await queue.get()
+        return perf_ns() - t0
+
+    return run
+
+
+def channel_impl(open_channel: Callable[[int], Any]) -> Impl:
+    """``await send(i)`` + ``await receive()`` on a memory channel pair (trio / anyio)."""
+
+    async def run(n: int) -> int:
+        send, receive = open_channel(QUEUE_SIZE)
+        t0 = perf_ns()
+        for i in range(n):
+            await send.send(i)
+            await receive.receive()
+        return perf_ns() - t0
+
+    return run
+
+
+# -------------------------------------------------------------------------------------------------- condition
+def condition_impl(factory: Callable[[], Any]) -> Impl:
+    """``async with cond: cond.notify()`` (no waiter): what a producer pays per item."""
+
+    async def run(n: int) -> int:
+        cond = factory()
+        t0 = perf_ns()
+        for _ in range(n):
+            async with cond:
+                cond.notify()
+        return perf_ns() - t0
+
+    return run
+
+
+# -------------------------------------------------------------------------------------- task group start/cancel
+async def _started(*, task_status: Any) -> None:
+    task_status.started(1)
+
+
+async def _started_native(future: asyncio.Future[int]) -> None:
+    future.set_result(1)
+
+
+async def asyncio_taskgroup_start(n: int) -> int:
+    """asyncio has no ``start``: a child that hands a value back through a future is the native spelling."""
+    loop = asyncio.get_running_loop()
+    t0 = perf_ns()
+    for _ in range(n):
+        async with asyncio.TaskGroup() as tg:
+            future = loop.create_future()
+            tg.create_task(_started_native(future))
+            await future
+    return perf_ns() - t0
+
+
+def start_group_impl(factory: Callable[[], Any]) -> Impl:
+    async def run(n: int) -> int:
+        t0 = perf_ns()
+        for _ in range(n):
+            async with factory() as tg:
+                await tg.start(_started)
+        return perf_ns() - t0
+
+    return run
+
+
+async def asyncio_taskgroup_cancel(n: int) -> int:
+    """The native spelling of ``cancel()`` (body and children cancelled, the group exits quietly): before Python
+    3.15 an ``asyncio.timeout`` around the group, expired on purpose (3.15: the native ``tg.cancel()``)."""
+    sleep, timeout, loop = asyncio.sleep, asyncio.timeout, asyncio.get_running_loop()
+    t0 = perf_ns()
+    for _ in range(n):
+        if hasattr(asyncio.TaskGroup, "cancel"):
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(sleep(LONG))
+                tg.cancel()
+            continue
+        try:
+            async with timeout(None) as scope, asyncio.TaskGroup() as tg:
+                tg.create_task(sleep(LONG))
+                scope.reschedule(loop.time())
+                await sleep(0)
+        except TimeoutError:
+            pass
+    return perf_ns() - t0
+
+
+async def asyncio_taskgroup_cancel_child(n: int) -> int:
+    """Diagnostic: cancelling the one child only (the body is not cancelled)."""
+    sleep = asyncio.sleep
+    t0 = perf_ns()
+    for _ in range(n):
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(sleep(LONG)).cancel()
+    return perf_ns() - t0
+
+
+def cancel_group_impl(factory: Callable[[], Any], sleep: Callable[[float], Any], cancel: Callable[[Any], None]) -> Impl:
+    async def run(n: int) -> int:
+        t0 = perf_ns()
+        for _ in range(n):
+            async with factory() as tg:
+                tg.start_soon(sleep, LONG)
+                cancel(tg)
+        return perf_ns() - t0
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------- aclose
+async def asyncio_spawn_cancel(n: int) -> int:
+    """create_task, cancel, ``await asyncio.wait((task,))``: the native cancel-and-wait that, like ``aclose()``,
+    never raises the task's own cancellation and does not cancel the task with a cancelled waiter."""
+    loop, sleep, wait = asyncio.get_running_loop(), asyncio.sleep, asyncio.wait
+    t0 = perf_ns()
+    for _ in range(n):
+        task = loop.create_task(sleep(LONG))
+        task.cancel()
+        await wait((task,))
+    return perf_ns() - t0
+
+
+async def asyncio_spawn_cancel_await(n: int) -> int:
+    """Diagnostic: create_task, cancel, ``await task`` catching its CancelledError (the common idiom, which
+    cannot tell the task's cancellation from the caller's)."""
+    loop, sleep, cancelled_error = asyncio.get_running_loop(), asyncio.sleep, asyncio.CancelledError
+    t0 = perf_ns()
+    for _ in range(n):
+        task = loop.create_task(sleep(LONG))
+        task.cancel()
+        try:
+            await task
+        except cancelled_error:
+            pass
+    return perf_ns() - t0
+
+
+async def _sleep_in_scope(event: Any, scope: Any) -> None:
+    with scope:
+        await trio.sleep(LONG)
+    event.set()
+
+
+async def trio_spawn_cancel(n: int) -> int:
+    """A system task in its own CancelScope: cancel the scope, wait (shielded) for the task's Event."""
+    spawn, Event, CancelScope = trio.lowlevel.spawn_system_task, trio.Event, trio.CancelScope
+    t0 = perf_ns()
+    for _ in range(n):
+        done, scope = Event(), CancelScope()
+        spawn(_sleep_in_scope, done, scope)
+        scope.cancel()
+        with CancelScope(shield=True):
+            await done.wait()
+    return perf_ns() - t0
+
+
+async def compat_aclose(n: int) -> int:
+    spawn, sleep = compat.spawn_detached, compat.sleep
+    t0 = perf_ns()
+    for _ in range(n):
+        await spawn(sleep(LONG)).aclose()
+    return perf_ns() - t0
+
+
+async def _anyio_sleep_in_scope(event: Any, scope: Any) -> None:
+    with scope:
+        await anyio.sleep(LONG)
+    event.set()
+
+
+async def anyio_spawn_cancel(n: int) -> int:
+    """anyio has no detached spawn: a task in a group kept open for the round, in its own scope, cancelled."""
+    async with anyio.create_task_group() as tg:
+        t0 = perf_ns()
+        for _ in range(n):
+            done, scope = anyio.Event(), anyio.CancelScope()
+            tg.start_soon(_anyio_sleep_in_scope, done, scope)
+            scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await done.wait()
+        return perf_ns() - t0
+
+
+def _cancel_scope_of(tg: Any) -> None:
+    tg.cancel_scope.cancel()
+
+
+def _cancel(tg: Any) -> None:
+    tg.cancel()
+
+
 # --------------------------------------------------------------------------------------------------- run_sync
 def to_thread_impl(call: Callable[..., Any]) -> Impl:
     async def run(n: int) -> int:
@@ -386,6 +603,31 @@ def asyncio_cases() -> list[Case]:
             to_thread_impl(compat.run_sync),
             to_thread_impl(anyio.to_thread.run_sync),
         ),
+        (
+            "queue put + get",
+            queue_impl(lambda: asyncio.Queue(QUEUE_SIZE)),
+            queue_impl(lambda: compat.Queue(QUEUE_SIZE)),
+            channel_impl(anyio.create_memory_object_stream),
+        ),
+        (
+            "condition",
+            condition_impl(asyncio.Condition),
+            condition_impl(compat.Condition),
+            condition_impl(anyio.Condition),
+        ),
+        (
+            "task group + start",
+            asyncio_taskgroup_start,
+            start_group_impl(compat.create_task_group),
+            start_group_impl(anyio.create_task_group),
+        ),
+        (
+            "task group + cancel",
+            asyncio_taskgroup_cancel,
+            cancel_group_impl(compat.create_task_group, compat.sleep, _cancel),
+            cancel_group_impl(anyio.create_task_group, anyio.sleep, _cancel_scope_of),
+        ),
+        ("spawn + aclose", asyncio_spawn_cancel, compat_aclose, anyio_spawn_cancel),
     ]
 
 
@@ -439,6 +681,31 @@ def trio_cases() -> list[Case]:
             to_thread_impl(compat.run_sync),
             to_thread_impl(anyio.to_thread.run_sync),
         ),
+        (
+            "queue put + get",
+            channel_impl(trio.open_memory_channel),
+            queue_impl(lambda: compat.Queue(QUEUE_SIZE)),
+            channel_impl(anyio.create_memory_object_stream),
+        ),
+        (
+            "condition",
+            condition_impl(trio.Condition),
+            condition_impl(compat.Condition),
+            condition_impl(anyio.Condition),
+        ),
+        (
+            "task group + start",
+            start_group_impl(trio.open_nursery),
+            start_group_impl(compat.create_task_group),
+            start_group_impl(anyio.create_task_group),
+        ),
+        (
+            "task group + cancel",
+            cancel_group_impl(trio.open_nursery, trio.sleep, _cancel_scope_of),
+            cancel_group_impl(compat.create_task_group, compat.sleep, _cancel),
+            cancel_group_impl(anyio.create_task_group, anyio.sleep, _cancel_scope_of),
+        ),
+        ("spawn + aclose", trio_spawn_cancel, compat_aclose, anyio_spawn_cancel),
     ]
 
 
@@ -447,6 +714,18 @@ def asyncio_diagnostic_cases() -> list[Case]:
     anyio-using app), and spawn + wait against plain ``await task`` (which cancels the task with its waiter)."""
     return [
         ("spawn + wait (vs await task)", asyncio_spawn, without_anyio(compat_spawn), anyio_spawn),
+        (
+            "spawn + aclose (vs await task)",
+            asyncio_spawn_cancel_await,
+            without_anyio(compat_aclose),
+            anyio_spawn_cancel,
+        ),
+        (
+            "task group + cancel (vs child.cancel())",
+            asyncio_taskgroup_cancel_child,
+            without_anyio(cancel_group_impl(compat.create_task_group, compat.sleep, _cancel)),
+            cancel_group_impl(anyio.create_task_group, anyio.sleep, _cancel_scope_of),
+        ),
         ("shield (anyio loaded)", asyncio_shield, compat_shield, scope_shield_impl(anyio.CancelScope)),
         (
             "shielded() (vs bare await)",

@@ -1,4 +1,5 @@
-"""httpcore's connection pool with its original synchronization layer vs the compat-backed one.
+"""httpcore's connection pool with its original synchronization layer vs the compat-backed one; then asgi-lifespan
+and stamina (:mod:`benchmarks.downstream_libs_bench`).
 
 httpcore 1.0.9's sdist is downloaded at run time (``downstream/httpcore/run.py``'s helpers: system temp dir,
 never the repository) and unpacked twice, the second copy with ``compat`` vendored and
@@ -39,6 +40,7 @@ import trio
 
 import compat
 
+from . import downstream_libs_bench
 from ._report import Table, run_meta, write_results
 from ._timing import Impl, interleave
 
@@ -247,14 +249,19 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
         )
         for backend, rows in results.items()
     ]
+    library_tables, library_results, versions, library_notes = downstream_libs_bench.run(quick=quick, backends=backends)
     write_results(
         SUITE,
-        meta=run_meta(started, quick, httpcore=helpers.HTTPCORE_VERSION, trio=trio.__version__, rounds=rounds),
-        data={"backends": results},
-        tables=tables,
+        meta=run_meta(
+            started, quick, httpcore=helpers.HTTPCORE_VERSION, **versions, trio=trio.__version__, rounds=rounds
+        ),
+        data={"backends": results, "libraries": library_results},
+        tables=tables + library_tables,
         targets=[],
         notes=[
-            "compat/original below 1: the compat-backed synchronization is faster; see benchmarks/downstream_bench.py"
+            "compat/original below 1: the compat-backed code is faster; see benchmarks/downstream_bench.py "
+            "(httpcore) and benchmarks/downstream_libs_bench.py (asgi-lifespan, stamina)",
+            *library_notes,
         ],
         out_dir=out_dir,
     )

@@ -5,12 +5,17 @@ Why it exists: code that must run under asyncio *and* trio breaks as soon as one
 that at a cost of 2-19x per primitive on asyncio and task-affine cancel scopes. ``compat`` instead hands back the
 *native* primitive of the running library, detected once per object (``sniffio``), so the overhead is close to
 zero. It depends on the standard library and ``sniffio`` only, imports ``trio`` only once trio is running, and
-never imports anyio. The folder is vendorable: copy it into your package (e.g. as ``yourpkg/_compat``); all its
-imports are relative.
+never imports anyio. The folder is vendorable: copy it into your package under any name (all its imports are
+relative); pick one your package does not use already (``yourpkg/_compat`` would shadow a ``_compat.py`` of
+your own). Supported: asyncio on CPython 3.11+, trio >= 0.23.
 
-API: ``current_backend``, ``UnsupportedBackendError``, ``get_cancelled_exc_class``, ``sleep``, ``checkpoint``,
-``current_time``, ``fail_after``, ``move_on_after``, ``shield``, ``shielded``, ``Lock``, ``Event``,
-``CapacityLimiter``, ``Semaphore``, ``create_task_group``, ``spawn_detached``, ``TaskHandle``, ``run_sync``.
+API: ``current_backend``, ``UnsupportedBackendError``, ``get_cancelled_exc_class``, ``sleep``, ``sleep_until``,
+``checkpoint``, ``current_time``, ``fail_after``, ``move_on_after``, ``fail_at``, ``move_on_at`` (scopes with
+``cancel()``, ``cancel_called``, ``cancelled_caught``, ``deadline``), ``shield``, ``shielded``, ``Lock``,
+``Event``, ``CapacityLimiter``, ``Semaphore``, ``Condition``, ``Queue`` (``QueueFull``, ``QueueEmpty``,
+``QueueClosed``), ``create_task_group`` / ``TaskGroup`` (``start_soon``, ``start``, ``cancel``),
+``spawn_detached``, ``TaskHandle`` (``cancel``, ``done``, ``add_done_callback``, ``wait``, ``result``,
+``exception``, ``aclose``), ``run_sync``.
 
 Differences between the backends that remain (``compat`` gives each library's native behaviour):
 
@@ -26,28 +31,56 @@ timeout or cancel                                                              o
 ``CapacityLimiter``            ``asyncio.Semaphore``: a task may hold several  one token per task (borrower-checked);
 ``acquire``/``release``        tokens; release from any task                   release by the borrower only
 ``Semaphore`` acquire          uncontended acquire does not yield              always a checkpoint
-``shielded()`` block           holds off compat timeouts (delivered after the  ``CancelScope(shield=True)``: holds off
-                               block) and, if anyio is imported, enclosing     every enclosing cancellation
-                               anyio scopes; a native ``task.cancel()``,
-                               ``asyncio.timeout`` or ``TaskGroup`` cancel
-                               still reaches its next ``await`` (use
-                               ``shield(fn)`` for the full guarantee)
+``Condition``                  ``asyncio.Condition``: acquire as ``Lock``;     ``trio.Condition``: acquire as ``Lock``
+                               ``wait()`` returns True                         (owner-checked); ``wait()`` returns None
+``Queue`` put / get            a put with room and a get with an item do not   every put and get is a checkpoint
+                               yield                                           (memory channel ``send``/``receive``)
+``QueueClosed``                3.13+: ``asyncio.QueueShutDown`` (``close()``   compat's class (3.11/3.12) or
+                               is ``shutdown()``); 3.11/3.12: compat's class;  ``asyncio.QueueShutDown`` (3.13+); a put
+                               a put already woken for a free slot when        waiting at ``close()`` raises it
+                               ``close()`` runs still adds its item on
+                               3.11/3.12 (raises on 3.13+)
+``TaskGroup.cancel()``         3.15+: ``asyncio.TaskGroup.cancel()`` (an       ``nursery.cancel_scope.cancel()``
+                               outer cancellation it swallowed, CPython
+                               gh-155433, is raised on exit); before: the
+                               body's task is cancelled (``uncancel()``
+                               bookkeeping: an outer cancellation still
+                               wins), or, once the body is done, the children
+child started after the        cancelled before it starts: never runs (no      runs up to its first checkpoint, then
+group was cancelled            ``finally``); after a *failed* child,           ``Cancelled``
+                               ``start_soon`` raises ``RuntimeError``
+                               (``asyncio.TaskGroup`` is shutting down)
+``TaskGroup.start()``          the child is a task of the group from the       the child runs under the caller of ``start``
+                               start; its error before ``started()`` goes to   until ``started()`` (``nursery.start``); its
+                               the caller of ``start`` (the group never sees   error before that goes to the caller
+                               it); if the *group* is cancelled first, a
+                               caller not cancelled itself gets
+                               ``RuntimeError``
+``shielded()`` block           holds off compat timeouts and scope             ``CancelScope(shield=True)``: holds off
+                               ``cancel()`` (delivered after the block) and,   every enclosing cancellation
+                               if anyio is imported, enclosing anyio scopes;
+                               a native ``task.cancel()``, ``asyncio.timeout``
+                               or ``TaskGroup`` cancel still reaches its next
+                               ``await`` (use ``shield(fn)`` for the full
+                               guarantee)
 ``shield(fn)``                 ``fn`` runs in a new task (task-affine things   ``fn`` runs in the caller's task inside
                                such as trio-style owner checks see another     ``CancelScope(shield=True)``; its
                                task) with a copy of the caller's contextvars   contextvar writes are the caller's
-``shield`` / ``run_sync``      the cancellation wins; the call's error is      the call's error propagates; the
-error while the caller was     its ``__context__``                             cancellation comes at the next checkpoint
-cancelled
+``shield`` / ``run_sync`` /    the cancellation wins; the call's (task's)      the call's (task's) error propagates; the
+``aclose`` error while the     error is its ``__context__``                    cancellation comes at the next checkpoint
+caller was cancelled
 ``shield`` at the end of the   ``asyncio.run`` cancels every task on           the shielded work completes
 run                            shutdown, the shielded one included
 ``KeyboardInterrupt`` or       raised out of the event loop, as from any       reaches the caller of ``shield`` /
-``SystemExit`` from the work   asyncio task (``asyncio.run`` re-raises it);    ``TaskHandle.wait()`` (a detached task
-of ``shield`` or               the awaiting caller never sees it: catch them   also logs it)
+``SystemExit`` from the work   asyncio task (``asyncio.run`` re-raises it);    ``TaskHandle.wait()``
+of ``shield`` or               the awaiting caller never sees it: catch them
 ``spawn_detached``             inside the work to hand them over
 ``fail_after(0)`` /            cancels at the next ``await`` that yields; a    cancels at the next checkpoint (trio
 ``move_on_after(0)``           body that never yields completes normally       checkpoints always check)
-``spawn_detached`` errors      "Task exception was never retrieved" logged by  logged at once as a warning on the ``compat``
-nobody waits for               asyncio when the task is garbage-collected      logger; the run goes on
+detached task error nobody     "Task exception was never retrieved" on the     logged once as an error on the ``compat``
+retrieves (``wait``,           ``asyncio`` logger, when the task is garbage-   logger, when the handle is garbage-collected
+``result``, ``exception``,     collected (the handle holds it: when the        (or when the task ends, if the handle is
+``aclose``)                    handle is dropped)                              already gone)
 detached task at end of run    cancelled by ``asyncio.run`` on shutdown        cancelled when the main task exits
 detached task cancelled        its coroutine never runs (no ``finally``)       runs up to its first checkpoint
 before it starts
@@ -57,16 +90,27 @@ done-callback timing           one loop tick after completion (``call_soon``)  s
                                                                                waits without a checkpoint
 =============================  ==============================================  ===============================================
 
-Same on both: timeouts are *sync* context managers (``with fail_after(s):``) whose deadline is fixed on entry;
-``fail_after`` raises builtin ``TimeoutError``; an outer cancellation is never turned into ``TimeoutError``; negative
-or NaN seconds raise ``ValueError``; ``None`` seconds mean no deadline (still a scope); ``Semaphore`` slots may be
-released by any task, FIFO, ``ValueError`` beyond ``max_value``; task groups raise ``ExceptionGroup``; ``Lock`` is FIFO-fair; primitives can be
-built anywhere (module level, dataclass defaults) and bind on first use, and an *idle* primitive is rebound when it
-is used under a new asyncio loop or the other backend; ``run_sync`` is not cancellable unless
-``abandon_on_cancel=True`` and hides sniffio's context variable from the worker thread.
+Same on both: timeouts are *sync* context managers (``with fail_after(s):``) whose relative deadline is fixed on
+entry, ``move_on_at``/``fail_at`` take one on ``current_time()``'s clock; ``fail_*`` raise builtin
+``TimeoutError`` only when the deadline cut the block short (never for ``scope.cancel()``, never for an outer
+cancellation); ``scope.cancel()`` works from any task and before entry, takes effect at the next checkpoint, and a
+block that ends without one is not cut short; negative or NaN seconds and NaN deadlines raise ``ValueError``;
+``None`` seconds mean no deadline (still a scope); ``Semaphore`` slots may be released by any task, FIFO,
+``ValueError`` beyond ``max_value``; task groups raise ``ExceptionGroup``, ``__aenter__`` returns the
+:class:`TaskGroup` itself and ``cancel()`` ends the group without raising that cancellation; ``Lock`` is
+FIFO-fair; ``Queue`` is FIFO, ``QueueFull``/``QueueEmpty`` are ``asyncio.QueueFull``/``asyncio.QueueEmpty``, a
+cancelled ``get``/``put`` loses or duplicates nothing; primitives can be built anywhere (module level, dataclass
+defaults) and bind on first use, and an *idle* primitive is rebound when it is used under a new asyncio loop or
+the other backend (a ``Queue`` keeps its items); ``TaskHandle.result()``/``exception()`` raise
+``asyncio.InvalidStateError`` before the task is done and give None for a cancelled task, ``aclose()`` never
+raises the task's cancellation; an error retrieved by ``wait``/``result``/``exception``/``aclose`` is never logged;
+``run_sync`` is not cancellable unless ``abandon_on_cancel=True`` and hides sniffio's context variable from the
+worker thread.
 
-Not supported: trio guest mode sharing one primitive between the guest and its asyncio host (detection there is
-per tick); other libraries (curio), which raise :class:`UnsupportedBackendError`.
+Not supported: trio before 0.23 (it sets only sniffio's context variable; compat's entry points raise
+:class:`UnsupportedBackendError` naming trio and its version, except ``sleep``/``checkpoint``, which trio itself
+rejects with "unrecognized yield message"); trio guest mode sharing one primitive between the guest and its
+asyncio host (detection there is per tick); other libraries (curio), which raise :class:`UnsupportedBackendError`.
 """
 
 from __future__ import annotations
@@ -74,10 +118,21 @@ from __future__ import annotations
 import asyncio
 
 from ._backend import Backend, UnsupportedBackendError, current_backend, is_trio, trio_module
-from ._sync import CapacityLimiter, Event, Lock, Semaphore
-from ._tasks import TaskHandle, create_task_group, shield, spawn_detached
+from ._sync import CapacityLimiter, Condition, Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._tasks import TaskGroup, TaskHandle, create_task_group, shield, spawn_detached
 from ._threads import run_sync
-from ._timeouts import TimeoutScope, checkpoint, current_time, fail_after, move_on_after, shielded, sleep
+from ._timeouts import (
+    TimeoutScope,
+    checkpoint,
+    current_time,
+    fail_after,
+    fail_at,
+    move_on_after,
+    move_on_at,
+    shielded,
+    sleep,
+    sleep_until,
+)
 
 
 def get_cancelled_exc_class() -> type[BaseException]:
@@ -93,9 +148,15 @@ def get_cancelled_exc_class() -> type[BaseException]:
 __all__ = [
     "Backend",
     "CapacityLimiter",
+    "Condition",
     "Event",
     "Lock",
+    "Queue",
+    "QueueClosed",
+    "QueueEmpty",
+    "QueueFull",
     "Semaphore",
+    "TaskGroup",
     "TaskHandle",
     "TimeoutScope",
     "UnsupportedBackendError",
@@ -104,11 +165,14 @@ __all__ = [
     "current_backend",
     "current_time",
     "fail_after",
+    "fail_at",
     "get_cancelled_exc_class",
     "move_on_after",
+    "move_on_at",
     "run_sync",
     "shield",
     "shielded",
     "sleep",
+    "sleep_until",
     "spawn_detached",
 ]

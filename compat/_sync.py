@@ -1,4 +1,4 @@
-"""Lock, Event, CapacityLimiter and Semaphore: native objects, bound on first use, rebound when idle.
+"""Lock, Event, CapacityLimiter, Semaphore, Condition and Queue: native objects, bound on first use, rebound when idle.
 
 Each wrapper holds one native object (``asyncio.Lock`` / ``trio.Lock``, ...) and delegates to it; the backend is
 decided once, when the object is first used, and cached. Two cheap guards keep the rebinding promise of SPEC §3
@@ -20,24 +20,28 @@ import asyncio
 import math
 from collections.abc import Awaitable, Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._backend import _thread_local, current_backend, trio_module
 
 _UNBOUND = object()
+_CLOSED = object()  # the _bound_under of a closed Queue: its puts and gets take the checked path
+T = TypeVar("T")
+
+
+_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
+next(_EXHAUSTED, None)
 
 
 class _Completed:
     """An awaitable that finishes at once without yielding: what a sync ``release()`` hands to ``async with``."""
 
     __slots__ = ()
+    # ``await`` calls this with no arguments (a builtin bound method is no descriptor): it returns the exhausted
+    # generator, whose first step is StopIteration(None). Being C code, it adds no Python frame to the await.
+    __await__ = _EXHAUSTED.__iter__
 
-    def __await__(self) -> Generator[Any, None, None]:
-        return _EXHAUSTED  # an exhausted iterator: ``await`` sees StopIteration(None) immediately
 
-
-_EXHAUSTED: Generator[Any, None, None] = (_ for _ in ())
-next(_EXHAUSTED, None)
 _COMPLETED = _Completed()
 
 _ASYNCIO_SEMAPHORE_RELEASE = asyncio.Semaphore.release
@@ -199,6 +203,8 @@ class Event(_Bound):
             return _already_set()
         native = self._native
         if _thread_local.name is not self._bound_under:
+            if self._flag:  # set before its first wait under trio: trio's wait() of a set Event is a checkpoint
+                return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]
             native = self._bind()
         elif self._asyncio and not native._value:
             _drop_stale_loop(native)
@@ -368,3 +374,330 @@ class Semaphore(_CountingBound):
     def max_value(self) -> int | None:
         """The bound given at construction (``None``: unbounded)."""
         return self._max
+
+
+class Condition(_Bound):
+    """A condition variable: ``async with cond:``, ``await cond.wait()``, ``cond.notify(n=1)``, ``notify_all()``.
+
+    ``lock`` is a :class:`Lock` to share (a new one by default). asyncio: ``asyncio.Condition`` around the lock's
+    ``asyncio.Lock``; trio: ``trio.Condition`` around its ``trio.Lock`` (owner-checked, acquire is a
+    checkpoint). ``wait()`` and ``notify()`` need the lock held (``RuntimeError`` otherwise, on both); a
+    cancelled ``wait()`` re-acquires the lock before the cancellation propagates. Bound on first use and
+    rebound with its lock when idle.
+    """
+
+    __slots__ = ("_lock", "_native_lock")
+
+    def __init__(self, lock: Lock | None = None) -> None:
+        if lock is not None and not isinstance(lock, Lock):
+            raise TypeError(f"Condition lock must be a compat.Lock or None, got {type(lock).__name__}")
+        super().__init__()
+        self._lock = lock if lock is not None else Lock()
+        self._native_lock: Any = None
+
+    def _bind(self) -> Any:
+        native_lock = self._lock._bind()
+        if self._native is None or native_lock is not self._native_lock:
+            if self._native is not None and not self._idle():
+                raise RuntimeError(
+                    f"this compat.Condition has waiters under {self._backend}; "
+                    "it can only move to another loop or backend once it is idle"
+                )
+            self._native_lock = native_lock
+            condition = trio_module().Condition if self._lock._backend == "trio" else asyncio.Condition
+            self._native = condition(native_lock)
+        self._backend = self._lock._backend
+        self._asyncio = self._lock._asyncio
+        self._bound_under = _thread_local.name
+        return self._native
+
+    def _idle(self) -> bool:
+        return not self._lock.locked() and super()._idle()
+
+    def acquire(self) -> Awaitable[Any]:
+        """Acquire the underlying lock (prefer ``async with``)."""
+        if _thread_local.name is not self._bound_under or self._native_lock is not self._lock._native:
+            self._bind()
+        native_lock = self._native_lock
+        if self._asyncio and native_lock._locked:
+            _drop_stale_loop(native_lock)
+        return native_lock.acquire()  # type: ignore[no-any-return]
+
+    __aenter__ = acquire
+
+    def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> Awaitable[None]:
+        self._native_lock.release()
+        return _COMPLETED
+
+    def release(self) -> None:
+        """Release the underlying lock."""
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """True while some task holds the underlying lock."""
+        return self._lock.locked()
+
+    def wait(self) -> Awaitable[Any]:
+        """Release the lock, wait for a notify, re-acquire the lock (also when cancelled, before raising)."""
+        native = self._native
+        if _thread_local.name is not self._bound_under or self._native_lock is not self._lock._native:
+            native = self._bind()
+        if self._asyncio:
+            _drop_stale_loop(native)
+            _drop_stale_loop(self._native_lock)
+        return native.wait()  # type: ignore[no-any-return]
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to ``n`` waiting tasks (the lock must be held)."""
+        self._held().notify(n)
+
+    def notify_all(self) -> None:
+        """Wake every waiting task (the lock must be held)."""
+        self._held().notify_all()
+
+    def _held(self) -> Any:
+        """The native condition; its notify() checks that the lock is held (RuntimeError) on both backends."""
+        if self._native is None:
+            raise RuntimeError("notify() needs the condition's lock held: call it inside 'async with condition:'")
+        return self._native
+
+
+# ------------------------------------------------------------------------------------------------------- Queue
+
+QueueFull = asyncio.QueueFull
+QueueEmpty = asyncio.QueueEmpty
+_NATIVE_SHUTDOWN = hasattr(asyncio.Queue, "shutdown")  # Python 3.13+
+
+if _NATIVE_SHUTDOWN:
+    QueueClosed: type[Exception] = asyncio.QueueShutDown  # type: ignore[attr-defined,unused-ignore]  # 3.13+
+else:
+
+    class QueueClosed(Exception):  # type: ignore[no-redef]  # asyncio.QueueShutDown before Python 3.13
+        """Raised by a put on a closed :class:`Queue`, and by a get once a closed queue is drained."""
+
+
+def _closed_error(what: str) -> Exception:
+    return QueueClosed(f"{what} on a closed compat.Queue; close() was called (async for ends at that point)")
+
+
+def _drop_stale_queue_loop(native: asyncio.Queue[Any]) -> None:
+    """``_drop_stale_loop`` for an ``asyncio.Queue``, whose waiters are its getters and putters."""
+    loop = native._loop  # type: ignore[attr-defined]  # asyncio's _LoopBoundMixin
+    if loop is None or loop is asyncio.get_running_loop():
+        return
+    if all(waiter.done() for waiter in (*native._getters, *native._putters)):  # type: ignore[attr-defined]
+        native._loop = None  # type: ignore[attr-defined]
+
+
+async def _trio_put(send: Any, item: Any) -> None:
+    try:
+        await send.send(item)
+    except trio_module().ClosedResourceError:  # close() while this put waited for room
+        raise _closed_error("put()") from None
+
+
+async def _trio_get(receive: Any) -> Any:
+    try:
+        return await receive.receive()
+    except trio_module().EndOfChannel:
+        raise _closed_error("get()") from None
+
+
+class Queue(_Bound, Generic[T]):
+    """A FIFO queue: ``await put(item)``, ``await get()``, ``put_nowait``/``get_nowait``, ``close()``, ``async for``.
+
+    ``maxsize`` is an int >= 1 or ``math.inf`` (unbounded). ``put_nowait`` raises :data:`QueueFull` and
+    ``get_nowait`` :data:`QueueEmpty` (they are ``asyncio.QueueFull`` / ``asyncio.QueueEmpty`` on both backends).
+    After ``close()`` every put raises :class:`QueueClosed`; gets return what is left, then raise it (a get
+    that waits wakes with it), and ``async for`` ends. A cancelled ``get`` or ``put`` loses nothing.
+
+    asyncio: an ``asyncio.Queue`` (``close()`` is its ``shutdown()`` on 3.13+; ``QueueClosed`` is then
+    ``asyncio.QueueShutDown``); a put on a queue with room and a get on a non-empty queue do not yield.
+    trio: a memory channel pair (``open_memory_channel(maxsize)``; ``close()`` closes the send side); every put
+    and get is a checkpoint. Items and the closed state carry over when an idle queue is rebound.
+    """
+
+    __slots__ = ("_maxsize", "_closed", "_receive", "_items")
+
+    def __init__(self, maxsize: int | float) -> None:
+        valid_int = isinstance(maxsize, int) and not isinstance(maxsize, bool) and maxsize >= 1
+        if not valid_int and maxsize != math.inf:
+            hint = (
+                " (asyncio.Queue reads 0 as unbounded, a trio memory channel as a rendezvous without a buffer: "
+                "pass math.inf for unbounded, 1 for the smallest buffer)"
+                if maxsize == 0
+                else ""
+            )
+            raise ValueError(f"Queue maxsize must be an int >= 1 or math.inf, got {maxsize!r}{hint}")
+        super().__init__()
+        self._maxsize = maxsize
+        self._closed = False
+        self._receive: Any = None
+        self._items: list[Any] = []  # what put_nowait added before the queue was bound
+
+    def _make(self, backend: str) -> Any:
+        items = self._take_all()
+        if backend == "trio":
+            send, self._receive = trio_module().open_memory_channel(self._maxsize)
+            for item in items:
+                send.send_nowait(item)
+            if self._closed:
+                send.close()
+            return send
+        native: asyncio.Queue[Any] = asyncio.Queue(0 if self._maxsize == math.inf else int(self._maxsize))
+        for item in items:
+            native.put_nowait(item)
+        if self._closed and _NATIVE_SHUTDOWN:
+            native.shutdown()  # type: ignore[attr-defined,unused-ignore]  # 3.13+
+        return native
+
+    def _take_all(self) -> list[Any]:
+        """Empty the current native queue (or the pre-binding buffer) and return its items in order."""
+        items, self._items = self._items, []
+        native = self._native
+        if native is None:
+            return items
+        if self._backend == "trio":
+            receive = self._receive
+            trio = trio_module()
+            while True:
+                try:
+                    items.append(receive.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    return items
+        while not native.empty():
+            items.append(native.get_nowait())
+        return items
+
+    def _idle(self) -> bool:
+        native = self._native
+        if self._backend == "trio":
+            return not (native.statistics().tasks_waiting_send or self._receive.statistics().tasks_waiting_receive)
+        return all(waiter.done() for waiter in (*native._getters, *native._putters))
+
+    @property
+    def maxsize(self) -> int | float:
+        """The bound given at construction (``math.inf``: unbounded)."""
+        return self._maxsize
+
+    def qsize(self) -> int:
+        """How many items wait in the queue."""
+        native = self._native
+        if native is None:
+            return len(self._items)
+        if self._backend == "trio":
+            return int(native.statistics().current_buffer_used)
+        return native.qsize()  # type: ignore[no-any-return]
+
+    def put(self, item: T) -> Awaitable[None]:
+        """Put ``item`` at the end, waiting while the queue is full; :class:`QueueClosed` once closed."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:  # first use, a new backend, or closed
+            native = self._checked("put()", putting=True)
+        if self._asyncio:
+            if len(native._queue) < self._maxsize:
+                native.put_nowait(item)  # what asyncio's put() does when there is room, minus its coroutine
+                return _COMPLETED
+            _drop_stale_queue_loop(native)
+            return native.put(item)  # type: ignore[no-any-return]
+        return _trio_put(native, item)
+
+    def put_nowait(self, item: T) -> None:
+        """Put ``item`` at the end or raise :data:`QueueFull` at once; :class:`QueueClosed` once closed."""
+        if self._closed:
+            raise _closed_error("put_nowait()")
+        native = self._native
+        if native is None:
+            if len(self._items) >= self._maxsize:
+                raise QueueFull(f"compat.Queue is full (maxsize={self._maxsize})")
+            self._items.append(item)
+        elif self._asyncio:
+            try:
+                native.put_nowait(item)
+            except QueueFull:
+                raise QueueFull(f"compat.Queue is full (maxsize={self._maxsize})") from None
+        else:
+            try:
+                native.send_nowait(item)
+            except trio_module().WouldBlock:
+                raise QueueFull(f"compat.Queue is full (maxsize={self._maxsize})") from None
+
+    def get(self) -> Awaitable[T]:
+        """Remove and return the first item, waiting while the queue is empty; :class:`QueueClosed` once closed
+        and drained."""
+        native = self._native
+        if _thread_local.name is not self._bound_under:  # first use, a new backend, or closed
+            native = self._checked("get()", putting=False)
+        if self._asyncio:
+            if not native._queue:
+                _drop_stale_queue_loop(native)
+            return native.get()  # type: ignore[no-any-return]
+        return _trio_get(self._receive)
+
+    def _checked(self, what: str, putting: bool) -> Any:
+        """The slow path of put/get: bind (or rebind), and refuse what a closed queue no longer does.
+
+        A closed queue keeps ``_bound_under`` at ``_CLOSED``, so its puts and gets always come here and the fast
+        path needs no closed check of its own.
+        """
+        if putting and self._closed:
+            raise _closed_error(what)
+        native = self._bind()
+        if self._closed:
+            self._bound_under = _CLOSED
+            if self._asyncio and not native._queue:
+                raise _closed_error(what)
+        return native
+
+    def get_nowait(self) -> T:
+        """Remove and return the first item or raise :data:`QueueEmpty` at once (:class:`QueueClosed` once closed
+        and drained)."""
+        native = self._native
+        if native is None:
+            if self._items:
+                return self._items.pop(0)  # type: ignore[no-any-return]
+        elif self._asyncio:
+            if not native.empty():
+                return native.get_nowait()  # type: ignore[no-any-return]
+        else:
+            trio = trio_module()
+            try:
+                return self._receive.receive_nowait()  # type: ignore[no-any-return]
+            except trio.WouldBlock:
+                pass
+            except trio.EndOfChannel:
+                raise _closed_error("get_nowait()") from None
+        if self._closed:
+            raise _closed_error("get_nowait()")
+        raise QueueEmpty("compat.Queue is empty")
+
+    def close(self) -> None:
+        """No more puts: they raise :class:`QueueClosed`; gets drain what is left, then raise it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._bound_under = _CLOSED
+        native = self._native
+        if native is None:
+            return
+        if not self._asyncio:
+            native.close()  # the send side: a waiting put raises ClosedResourceError, a waiting get EndOfChannel
+        elif _NATIVE_SHUTDOWN:
+            native.shutdown()
+        else:
+            # Python 3.11/3.12: wake every waiter with QueueClosed; asyncio's get()/put() drop a failed waiter
+            # and re-raise its exception. (A put already woken for a free slot still adds its item.)
+            for waiter in (*native._getters, *native._putters):
+                if not waiter.done():
+                    waiter.set_exception(_closed_error("a waiting get() or put()"))
+
+    def __aiter__(self) -> Queue[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.get()
+        except QueueClosed:
+            raise StopAsyncIteration from None

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import sniffio
 
-from ._backend import is_trio, trio_module
+from ._backend import _get_running_loop, is_trio, no_loop_error, trio_module
 from ._sync import CapacityLimiter
 from ._tasks import _await_through_cancellation
 
@@ -31,7 +31,9 @@ def _call_without_async_library(fn: Callable[..., T], *args: Any) -> T:
 async def _run_in_executor(
     fn: Callable[..., T], args: tuple[Any, ...], abandon_on_cancel: bool, limiter: CapacityLimiter | None
 ) -> T:
-    loop = asyncio.get_running_loop()
+    loop = _get_running_loop()
+    if loop is None:
+        raise no_loop_error()
     context = contextvars.copy_context()
     call = functools.partial(context.run, _call_without_async_library, fn, *args)
     if limiter is None:

@@ -1,7 +1,9 @@
 """Timeouts and the shield scope as *sync* context managers on both backends, plus sleep, checkpoint and the clock.
 
-Built bottom-up: ``move_on_after`` is the scope; ``fail_after`` is the same scope plus one check that turns a
-caught deadline into builtin :class:`TimeoutError`. The deadline is computed when the block is entered.
+Built bottom-up, as trio's ``_timeouts.py``: ``move_on_at(deadline)`` is the scope; ``fail_at`` is the same scope
+plus one check that turns a caught deadline into builtin :class:`TimeoutError`; ``move_on_after`` / ``fail_after``
+are the same with a deadline relative to the moment the block is entered; ``sleep_until`` is ``sleep`` of the time
+left. Every scope has ``cancel()`` and ``cancel_called``.
 
 On asyncio the scope does what ``asyncio.timeout`` does, without being an async context manager: at the deadline
 it calls ``task.cancel()``; on exit it calls ``task.uncancel()`` once and swallows the ``CancelledError`` only if
@@ -27,10 +29,18 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
 
-from ._backend import anyio_if_imported, is_trio, trio_module
+from ._backend import _thread_local, anyio_if_imported, is_trio, no_loop_error, trio_module
 
+_asyncio_sleep = asyncio.sleep
 _shield_epoch = 0  # counts shielded() entries; a timeout is held off by a shield entered after it (larger epoch)
 _active_shields: dict[asyncio.Task[Any], list[_AsyncioShielded]] = {}  # per task, outermost first
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: say why (no loop at all, a worker thread, a too old trio)
+        raise no_loop_error() from None
 
 
 def _check_seconds(seconds: float, what: str) -> None:
@@ -44,25 +54,36 @@ def current_time() -> float:
     """The running library's clock in seconds (``loop.time()`` / ``trio.current_time()``)."""
     if is_trio():
         return trio_module().current_time()  # type: ignore[no-any-return]  # trio is untyped via ModuleType
-    return asyncio.get_running_loop().time()
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        raise no_loop_error() from None
 
 
 def sleep(seconds: float) -> Awaitable[None]:
     """Sleep for ``seconds`` (>= 0; ``ValueError`` for negative or NaN). ``sleep(0)`` is a checkpoint.
 
-    Returns the native coroutine itself, so the call costs what the native one costs.
+    Returns the native coroutine itself (``trio.sleep(0)`` is ``trio.lowlevel.checkpoint()``, which compat calls
+    directly), so the call costs what the native one costs.
     """
-    _check_seconds(seconds, "sleep()")
-    if is_trio():
-        return trio_module().sleep(seconds)  # type: ignore[no-any-return]  # ModuleType attribute
-    return asyncio.sleep(seconds)
+    if not seconds >= 0:  # one comparison for the checks below: False for negative numbers and NaN
+        _check_seconds(seconds, "sleep()")
+    if _thread_local.name == "trio":  # is_trio() written out: this is the hottest call of all
+        trio = trio_module()
+        return trio.lowlevel.checkpoint() if seconds == 0 else trio.sleep(seconds)  # type: ignore[no-any-return]
+    return _asyncio_sleep(seconds)
 
 
 def checkpoint() -> Awaitable[None]:
     """Let other tasks run and deliver a pending cancellation (``asyncio.sleep(0)`` / ``trio.lowlevel.checkpoint()``)."""
-    if is_trio():
+    if _thread_local.name == "trio":
         return trio_module().lowlevel.checkpoint()  # type: ignore[no-any-return]  # ModuleType attribute
-    return asyncio.sleep(0)
+    return _asyncio_sleep(0)
+
+
+def _check_deadline(deadline: float, what: str) -> None:
+    if math.isnan(deadline):
+        raise ValueError(f"{what} needs a deadline on current_time()'s clock, got NaN; pass math.inf for 'never'")
 
 
 class _AsyncioTimeoutScope:
@@ -70,53 +91,67 @@ class _AsyncioTimeoutScope:
 
     __slots__ = (
         "_raise",
-        "_seconds",
+        "_value",
+        "_relative",
         "_task",
         "_entry_cancelling",
         "_handle",
         "_fired",
+        "_active",
+        "_cancel_requested",
         "_epoch",
         "deadline",
         "cancelled_caught",
     )
 
-    def __init__(self, seconds: float, raise_timeout: bool) -> None:
-        self._seconds = seconds
+    def __init__(self, value: float, relative: bool, raise_timeout: bool) -> None:
+        self._value = value  # seconds (relative) or the deadline itself
+        self._relative = relative
         self._raise = raise_timeout
         self._handle: asyncio.TimerHandle | asyncio.Handle | None = None
         self._fired = False
-        self.deadline = math.inf
+        self._active = False
+        self._cancel_requested = False
+        self.deadline = math.inf if relative else value
         self.cancelled_caught = False
 
     def __enter__(self) -> _AsyncioTimeoutScope:
-        task = asyncio.current_task()
+        task = _current_task()
         if task is None:
             raise RuntimeError("compat timeouts must be entered inside an asyncio task, not a loop callback")
-        if self._handle is not None:
+        if self._active:
             raise RuntimeError("this compat timeout scope is already active; use a new one for a nested block")
         self._task = task
         self._fired = False
+        self._active = True
         self.cancelled_caught = False
         self._entry_cancelling = task.cancelling()
         self._epoch = _shield_epoch
         loop = task.get_loop()
-        if self._seconds != math.inf:
-            now = loop.time()
-            self.deadline = now + self._seconds
-            if self._seconds <= 0:
-                self._handle = loop.call_soon(self._fire)
-            else:
-                self._handle = loop.call_at(self.deadline, self._fire)
+        if self._relative:
+            seconds = self._value
+            if seconds != math.inf:
+                self.deadline = loop.time() + seconds
+            fire_now = seconds <= 0
+        else:
+            fire_now = self.deadline <= loop.time()
+        if fire_now or self._cancel_requested:
+            self._handle = loop.call_soon(self._fire)
+        elif self.deadline != math.inf:
+            self._handle = loop.call_at(self.deadline, self._fire)
         return self
 
     def _fire(self) -> None:
         self._handle = None
+        if self._fired or not self._active:
+            return
         task = self._task
         shields = _active_shields.get(task)
         if shields is not None:
             for shield in shields:
                 if shield._epoch > self._epoch:  # entered inside this scope: hold the deadline until it exits
-                    shield._deferred.append(self)
+                    if self not in shield._deferred:
+                        shield._deferred.append(self)
                     return
         if not task.done():
             self._fired = True
@@ -125,11 +160,35 @@ class _AsyncioTimeoutScope:
                 # carrying the last message, and anyio recognises its own cancellations by their message.
                 task.cancel(getattr(task, "_cancel_message", None))
             else:
-                task.cancel(f"compat timeout of {self._seconds} s expired")
+                task.cancel(
+                    "compat scope cancelled"
+                    if self._cancel_requested
+                    else f"compat timeout of {self._value} {'s' if self._relative else '(deadline)'} expired"
+                )
+
+    def cancel(self) -> None:
+        """Cancel the block now (from any task of this loop); before entry: as soon as it is entered."""
+        if self._cancel_requested:
+            return
+        self._cancel_requested = True
+        if self._active and not self._fired:
+            if self._handle is not None:
+                self._handle.cancel()
+            # From the loop, not right here: a body that calls cancel() and ends without another await must not
+            # leave a pending cancellation behind (trio: nothing is raised without a checkpoint either).
+            self._handle = self._task.get_loop().call_soon(self._fire)
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once :meth:`cancel` was called or the deadline passed."""
+        if self._cancel_requested or self._fired:
+            return True
+        return self._active and self._task.get_loop().time() >= self.deadline
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
+        self._active = False
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
@@ -142,71 +201,124 @@ class _AsyncioTimeoutScope:
             and issubclass(exc_type, asyncio.CancelledError)
         ):
             self.cancelled_caught = True
-            if self._raise:
-                raise TimeoutError(f"operation timed out after {self._seconds} s") from exc
+            if self._raise and not self._cancel_requested:
+                raise _timeout_error(self._value, self._relative) from exc
             return True
         return False
 
 
+def _timeout_error(value: float, relative: bool) -> TimeoutError:
+    if relative:
+        return TimeoutError(f"operation timed out after {value} s")
+    return TimeoutError(f"operation timed out: deadline {value} on current_time()'s clock passed")
+
+
 class _TrioTimeoutScope:
-    """A native ``trio.CancelScope`` whose deadline is fixed at enter; ``fail_after`` maps to ``TimeoutError``."""
+    """A native ``trio.CancelScope`` whose deadline is fixed at enter; ``fail_*`` maps to ``TimeoutError``."""
 
-    __slots__ = ("_raise", "_seconds", "_scope", "deadline", "cancelled_caught")
+    __slots__ = ("_raise", "_value", "_relative", "_scope", "_cancel_requested", "deadline", "cancelled_caught")
 
-    def __init__(self, seconds: float, raise_timeout: bool) -> None:
-        self._seconds = seconds
+    def __init__(self, value: float, relative: bool, raise_timeout: bool) -> None:
+        self._value = value
+        self._relative = relative
         self._raise = raise_timeout
-        self.deadline = math.inf
+        self._scope: Any = None
+        self._cancel_requested = False
+        self.deadline = math.inf if relative else value
         self.cancelled_caught = False
 
     def __enter__(self) -> _TrioTimeoutScope:
         trio = trio_module()
-        self.deadline = trio.current_time() + self._seconds
+        if self._relative:
+            self.deadline = trio.current_time() + self._value
         self._scope = trio.CancelScope(deadline=self.deadline)
+        if self._cancel_requested:
+            self._scope.cancel()
         self._scope.__enter__()
         return self
+
+    def cancel(self) -> None:
+        """Cancel the block now (from any task); before entry: as soon as it is entered."""
+        self._cancel_requested = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    @property
+    def cancel_called(self) -> bool:
+        """True once :meth:`cancel` was called or the deadline passed."""
+        return self._cancel_requested or (self._scope is not None and bool(self._scope.cancel_called))
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         swallowed: bool = self._scope.__exit__(exc_type, exc, tb)
         self.cancelled_caught = self._scope.cancelled_caught
-        if self.cancelled_caught and self._raise:
-            raise TimeoutError(f"operation timed out after {self._seconds} s")
+        if self.cancelled_caught and self._raise and not self._cancel_requested:
+            raise _timeout_error(self._value, self._relative)
         return swallowed
 
 
 TimeoutScope = _AsyncioTimeoutScope | _TrioTimeoutScope
 
 
-def _scope(seconds: float | None, raise_timeout: bool, what: str) -> Any:
-    if seconds is None:
-        seconds = math.inf
-    _check_seconds(seconds, what)
+def _scope(value: float, relative: bool, raise_timeout: bool) -> Any:
     if is_trio():
-        return _TrioTimeoutScope(seconds, raise_timeout)
-    return _AsyncioTimeoutScope(seconds, raise_timeout)
+        return _TrioTimeoutScope(value, relative, raise_timeout)
+    return _AsyncioTimeoutScope(value, relative, raise_timeout)
+
+
+def move_on_at(deadline: float) -> TimeoutScope:
+    """``with move_on_at(deadline) as scope:`` cancel the block at ``deadline`` (on :func:`current_time`'s clock)
+    and carry on after it.
+
+    ``scope.cancelled_caught`` tells whether the block was cut short; ``scope.cancel()`` cuts it short now (from
+    any task; before entry it takes effect on entry) and ``scope.cancel_called`` tells whether that happened or
+    the deadline passed. ``math.inf`` means no deadline; a deadline already past cancels at the next checkpoint;
+    NaN raises ``ValueError``. A body that catches and swallows the cancellation simply finishes (asyncio) or is
+    cancelled again at its next checkpoint (trio): the native semantics.
+    """
+    _check_deadline(deadline, "move_on_at()")
+    return _scope(deadline, False, False)  # type: ignore[no-any-return]
+
+
+def fail_at(deadline: float) -> TimeoutScope:
+    """``with fail_at(deadline):`` like :func:`move_on_at`, but raise builtin ``TimeoutError`` if the deadline
+    cuts the block short.
+
+    A cancellation that came from outside (``task.cancel()``, an enclosing scope or timeout) is never turned
+    into ``TimeoutError``: it propagates as the backend's cancellation. ``scope.cancel()`` ends the block
+    quietly (``cancelled_caught``), without ``TimeoutError``.
+    """
+    _check_deadline(deadline, "fail_at()")
+    return _scope(deadline, False, True)  # type: ignore[no-any-return]
 
 
 def move_on_after(seconds: float | None) -> TimeoutScope:
-    """``with move_on_after(s) as scope:`` cancel the block after ``s`` seconds and carry on after it.
+    """:func:`move_on_at` with the deadline ``seconds`` after the block is *entered*.
 
-    ``scope.cancelled_caught`` tells whether the deadline cut the block short; ``scope.deadline`` is the
-    absolute deadline on :func:`current_time`'s clock (``math.inf`` for no limit). ``None`` (or ``math.inf``)
-    means no deadline: still a scope, whose ``cancelled_caught`` stays False. ``ValueError`` for negative or NaN
-    seconds; 0 cancels at the next checkpoint. A body that catches and swallows the cancellation simply
-    finishes (asyncio) or is cancelled again at its next checkpoint (trio): the native semantics.
+    ``scope.deadline`` is that absolute deadline (``math.inf`` for no limit). ``None`` (or ``math.inf``) means no
+    deadline: still a scope, which only ``cancel()`` can cut short. ``ValueError`` for negative or NaN seconds; 0
+    cancels at the next checkpoint.
     """
-    return _scope(seconds, False, "move_on_after()")  # type: ignore[no-any-return]
+    if seconds is None:
+        seconds = math.inf
+    _check_seconds(seconds, "move_on_after()")
+    return _scope(seconds, True, False)  # type: ignore[no-any-return]
 
 
 def fail_after(seconds: float | None) -> TimeoutScope:
-    """``with fail_after(s):`` like :func:`move_on_after`, but raise builtin ``TimeoutError`` when the deadline hits.
+    """:func:`fail_at` with the deadline ``seconds`` after the block is *entered*; see :func:`move_on_after`."""
+    if seconds is None:
+        seconds = math.inf
+    _check_seconds(seconds, "fail_after()")
+    return _scope(seconds, True, True)  # type: ignore[no-any-return]
 
-    A cancellation that came from outside (``task.cancel()``, an enclosing scope or timeout) is never turned
-    into ``TimeoutError``: it propagates as the backend's cancellation.
-    """
-    return _scope(seconds, True, "fail_after()")  # type: ignore[no-any-return]
+
+def sleep_until(deadline: float) -> Awaitable[None]:
+    """Sleep until :func:`current_time` reaches ``deadline`` (a deadline already past is a checkpoint; NaN raises
+    ``ValueError``): :func:`sleep` of the time left."""
+    _check_deadline(deadline, "sleep_until()")
+    return sleep(max(0.0, deadline - current_time()))
 
 
 class _AsyncioShielded:
@@ -216,7 +328,7 @@ class _AsyncioShielded:
 
     def __enter__(self) -> _AsyncioShielded:
         global _shield_epoch
-        task = asyncio.current_task()
+        task = _current_task()
         if task is None:
             raise RuntimeError("compat.shielded() must be entered inside an asyncio task, not a loop callback")
         _shield_epoch += 1

@@ -33,6 +33,7 @@ import random
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -455,3 +456,120 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
         yield servers
     finally:
         servers.destroy()
+
+
+# ------------------------------------------------------------------------------------------------------- S3
+
+S3_URL_ENV = "SESSION_STORE_TEST_S3_URL"
+S3_TEST_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "session-store-test",
+    "AWS_SECRET_ACCESS_KEY": "session-store-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+"""The throwaway server accepts any credentials; the tests give boto3's default chain these (no config files)."""
+
+
+class S3Server:
+    """A throwaway S3 server on 127.0.0.1: moto's S3 backend in a child process (``tests/s3_server.py``).
+
+    Why moto and not Ceph's radosgw: the radosgw of Debian 12 (16.2) has no standalone ``dbstore`` backend
+    (it needs a whole RADOS cluster), and sid's 20.2 cannot be installed on this machine's Debian. moto is a
+    pure-Python S3 implementation from the package index that runs as one process and honours conditional
+    writes; served one request at a time, those are atomic as on AWS S3.
+    """
+
+    def __init__(self) -> None:
+        self.base_dir = _private_dir("session-store-s3-", None)
+        self.log_file = self.base_dir / "server.log"
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        script = Path(__file__).with_name("s3_server.py")
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, str(script), str(self.port)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        _wait_until(self._answers, f"S3 server on port {self.port}", self.log_file)
+
+    def _answers(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise RuntimeError(f"the S3 server exited with {self._process.returncode}\n{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/1.")
+        except OSError:
+            return False
+
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server (its objects are gone: moto keeps them in memory)."""
+        if self._process is None:
+            return
+        if crash:
+            self._process.kill()
+        else:
+            self._process.terminate()
+        self._process.wait(timeout=SERVER_START_TIMEOUT_SECONDS)
+        self._process = None
+
+    def destroy(self) -> None:
+        self.stop(crash=True)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def s3_client(endpoint_url: str) -> object:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=S3_TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_TEST_CREDENTIALS["AWS_DEFAULT_REGION"],
+    ).client("s3", endpoint_url=endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of a throwaway S3 server (or ``$SESSION_STORE_TEST_S3_URL``), with the test credentials set
+    in the environment for boto3's default chain (and so for CLI subprocesses)."""
+    for name, value in S3_TEST_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    reused = os.environ.get(S3_URL_ENV)
+    if reused:
+        yield reused
+        return
+    try:
+        import moto  # noqa: F401
+    except ImportError:
+        _missing("the moto S3 server (pip install 'moto[s3]' flask flask-cors)", S3_URL_ENV)
+    server = S3Server()
+    try:
+        for attempt in range(3):
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                server.port = free_port()
+        yield server.endpoint_url
+    finally:
+        server.destroy()
+
+
+def new_s3_bucket(endpoint_url: str) -> str:
+    """A fresh, empty bucket on the test server."""
+    name = f"sstest-{uuid.uuid4().hex[:16]}"
+    s3_client(endpoint_url).create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh bucket for one test."""
+    return new_s3_bucket(s3_endpoint)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from servers import PostgresServer, RedisServer, redis_test_prefix
+from servers import PostgresServer, RedisServer, new_s3_bucket, redis_test_prefix
 
 import compat
 from session_store.adapters import (
@@ -34,6 +34,7 @@ from session_store.adapters import (
     default_database_path,
     open_store,
 )
+from session_store.adapters.s3 import S3SessionStore
 from session_store.conformance import run_session_store_conformance
 from session_store.memory import InMemorySessionStore
 from session_store.summary import fold_session_summary
@@ -73,6 +74,7 @@ def sqlite_factory(directory: Path) -> StoreFactory:
         "sqlite",
         pytest.param("postgres", marks=pytest.mark.servers),
         pytest.param("redis", marks=pytest.mark.servers),
+        pytest.param("s3", marks=pytest.mark.servers),
     ]
 )
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
@@ -82,6 +84,9 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "postgres":
         postgres_url: str = request.getfixturevalue("postgres_url")
         return lambda: PostgresSessionStore(postgres_url, table=unique_table())
+    if request.param == "s3":
+        s3_endpoint: str = request.getfixturevalue("s3_endpoint")
+        return lambda: S3SessionStore(new_s3_bucket(s3_endpoint), endpoint_url=s3_endpoint)
     redis_url: str = request.getfixturevalue("redis_url")
     return lambda: RedisSessionStore(redis_url, prefix=redis_test_prefix())
 
@@ -520,7 +525,7 @@ async def test_open_store_redis_urls(url: str) -> None:
     await store.close()
 
 
-@pytest.mark.parametrize("url", ["mysql://user:secret@host/db", "sessions.db", "s3://bucket/prefix"])
+@pytest.mark.parametrize("url", ["mysql://user:secret@host/db", "sessions.db", "gs://bucket/prefix"])
 def test_open_store_rejects_unknown_schemes_listing_the_supported_ones(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported store URL") as caught:
         open_store(url)

@@ -26,7 +26,9 @@ PYTHON = (
 
 # private attributes read off asyncio objects in compat's source: ``native._x``, ``task._x``,
 # ``self._native._x``, ``asyncio._x`` and ``getattr(task, "_x", ...)``
-ACCESS = re.compile(r"\b(?:native|task|self\._native|self\._task|asyncio)\.(_[a-z]\w*)|getattr\(\w+, \"(_[a-z]\w*)\"")
+ACCESS = re.compile(
+    r"\b(?:native|task|group|self\._native|self\._task|self\._group|asyncio)\.(_[a-z]\w*)|getattr\(\w+, \"(_[a-z]\w*)\""
+)
 
 
 def broken(attribute: PrivateAttribute, what: str) -> str:
@@ -49,6 +51,9 @@ async def instances() -> dict[str, Any]:
         "Event": asyncio.Event(),
         "Semaphore": asyncio.Semaphore(2),
         "BoundedSemaphore": asyncio.BoundedSemaphore(2),
+        "Queue": asyncio.Queue(1),
+        "Condition": asyncio.Condition(),
+        "TaskGroup": asyncio.TaskGroup(),
         "Task": task,
     }
 
@@ -156,5 +161,86 @@ def test_task_must_cancel_and_cancel_message_show_a_pending_cancel() -> None:
         assert task._cancel_message == "first", broken(by_name("Task", "_cancel_message"), "it lost the message")
         with pytest.raises(asyncio.CancelledError):
             await task
+
+    asyncio.run(check())
+
+
+def test_queue_getters_putters_and_loop_mean_what_compat_reads() -> None:
+    """compat.Queue's idleness check, its close() on 3.11/3.12 (fail the waiting futures) and stale-loop repair."""
+
+    async def check() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue(1)
+        getter = asyncio.get_running_loop().create_task(queue.get())
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in queue._getters), broken(
+            by_name("Queue", "_getters"), "a task waiting in get() is not in _getters"
+        )
+        assert queue._loop is asyncio.get_running_loop(), broken(
+            by_name("Queue", "_loop"), "a Queue with a waiting get() is not bound to the running loop"
+        )
+        for waiter in queue._getters:
+            waiter.set_exception(LookupError("closed"))
+        with pytest.raises(LookupError):  # get() re-raises the exception set on its waiter
+            await getter
+        queue.put_nowait(1)
+        assert list(queue._queue) == [1], broken(by_name("Queue", "_queue"), "it is not the items in FIFO order")
+        putter = asyncio.get_running_loop().create_task(queue.put(2))
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in queue._putters), broken(
+            by_name("Queue", "_putters"), "a task waiting in put() is not in _putters"
+        )
+        for waiter in queue._putters:
+            waiter.set_exception(LookupError("closed"))
+        with pytest.raises(LookupError):
+            await putter
+        assert queue.qsize() == 1
+
+    asyncio.run(check())
+    queue: asyncio.Queue[int] = asyncio.Queue(1)
+
+    async def wait_for_one() -> None:
+        task = asyncio.get_running_loop().create_task(queue.get())
+        await asyncio.sleep(0)
+        queue.put_nowait(1)
+        await task
+
+    asyncio.run(wait_for_one())
+    queue._loop = None
+    asyncio.run(wait_for_one())  # without the reset: RuntimeError "is bound to a different event loop"
+
+
+def test_condition_waiters_and_loop_mean_what_compat_reads() -> None:
+    async def check() -> None:
+        cond = asyncio.Condition()
+
+        async def wait() -> None:
+            async with cond:
+                await cond.wait()
+
+        waiter = asyncio.get_running_loop().create_task(wait())
+        await asyncio.sleep(0)
+        assert any(not w.done() for w in cond._waiters), broken(
+            by_name("Condition", "_waiters"), "a task in wait() is not in _waiters"
+        )
+        assert cond._loop is asyncio.get_running_loop(), broken(
+            by_name("Condition", "_loop"), "a Condition with a waiter is not bound to the running loop"
+        )
+        async with cond:
+            cond.notify()
+        await waiter
+
+    asyncio.run(check())
+
+
+def test_task_group_parent_task_tasks_and_loop_mean_what_compat_reads() -> None:
+    async def check() -> None:
+        group = asyncio.TaskGroup()
+        async with group:
+            assert group._parent_task is asyncio.current_task(), broken(
+                by_name("TaskGroup", "_parent_task"), "it is not the task that entered the group"
+            )
+            child = group.create_task(asyncio.sleep(5))
+            assert child in group._tasks, broken(by_name("TaskGroup", "_tasks"), "a running child is not in it")
+            child.cancel()
 
     asyncio.run(check())

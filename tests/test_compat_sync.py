@@ -148,7 +148,7 @@ def test_trio_lock_is_owner_checked() -> None:
             lock.release()
 
         with pytest.raises(ExceptionGroup) as info:
-            async with trio.open_nursery() as nursery:
+            async with trio.open_nursery(strict_exception_groups=True) as nursery:
                 nursery.start_soon(release_elsewhere)
         assert info.group_contains(RuntimeError, match="don't own")
         lock.release()

@@ -69,6 +69,17 @@ def test_import_compat_under_asyncio_leaves_trio_and_anyio_unimported() -> None:
             await compat.run_sync(int)
             async with compat.create_task_group() as tg:
                 tg.start_soon(compat.sleep, 0)
+                tg.start_soon(compat.sleep, 5)
+                tg.cancel()
+            queue, cond = compat.Queue(1), compat.Condition()
+            await queue.put(1)
+            await queue.get()
+            async with cond:
+                cond.notify()
+            with compat.fail_at(compat.current_time() + 1) as scope:
+                await compat.sleep_until(0)
+                scope.cancel()
+            await compat.spawn_detached(compat.sleep(1)).aclose()
 
         asyncio.run(main())
         print(sorted(name for name in ("trio", "anyio") if name in sys.modules))
@@ -78,30 +89,52 @@ def test_import_compat_under_asyncio_leaves_trio_and_anyio_unimported() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("name", ["_compat", "_concurrency"])  # any name works; only the folder is copied
 @pytest.mark.parametrize("runner", ["asyncio", "trio"])
-def test_vendored_copy_works_unchanged(tmp_path: Path, runner: str) -> None:
+def test_vendored_copy_works_unchanged(tmp_path: Path, runner: str, name: str) -> None:
     package = tmp_path / "otherpkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    shutil.copytree(ROOT / "compat", package / "_compat", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "compat", package / name, ignore=shutil.ignore_patterns("__pycache__"))
     run = "asyncio.run(main())" if runner == "asyncio" else "trio.run(main)"
     script = textwrap.dedent(
         f"""
-        import asyncio, sys
+        import asyncio, math, sys
         import trio
-        from otherpkg import _compat
+        from otherpkg import {name} as vendored
+
+        async def serve(queue, *, task_status):
+            task_status.started("ready")
+            async for item in queue:
+                await queue_out.put(item * 2)
 
         async def main():
-            lock, slots = _compat.Lock(), _compat.Semaphore(1, max_value=1)
+            global queue_out
+            lock, slots = vendored.Lock(), vendored.Semaphore(1, max_value=1)
             async with lock, slots:
-                with _compat.move_on_after(0.001) as scope:
-                    with _compat.shielded():
-                        await _compat.sleep(0.002)
-                    await _compat.sleep(1)
-            print(_compat.current_backend(), scope.cancelled_caught, "compat" in sys.modules)
+                with vendored.move_on_after(0.001) as scope:
+                    with vendored.shielded():
+                        await vendored.sleep(0.002)
+                    await vendored.sleep(1)
+            queue_in, queue_out = vendored.Queue(1), vendored.Queue(math.inf)
+            cond = vendored.Condition()
+            async with vendored.create_task_group() as tg:
+                assert isinstance(tg, vendored.TaskGroup)
+                assert await tg.start(serve, queue_in) == "ready"
+                await queue_in.put(21)
+                assert await queue_out.get() == 42
+                async with cond:
+                    cond.notify_all()
+                tg.cancel()
+            with vendored.move_on_at(vendored.current_time() + 0.001) as at:
+                await vendored.sleep_until(math.inf)
+            handle = vendored.spawn_detached(vendored.sleep(5))
+            await handle.aclose()
+            print(vendored.current_backend(), scope.cancelled_caught, at.cancelled_caught, handle.result(),
+                  "compat" in sys.modules)
 
         {run}
         """
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert out.stdout.split() == [runner, "True", "False"]
+    assert out.stdout.split() == [runner, "True", "True", "None", "False"]

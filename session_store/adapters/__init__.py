@@ -22,6 +22,8 @@ Connection strings understood by :func:`open_store`:
                               prefix and is not passed to redis-py)
 ``redis+cluster://h:p,h:p/``  :class:`RedisSessionStore` on a Redis Cluster (redis-py's ``RedisCluster``; the
                               hosts are startup nodes; ``rediss+cluster://`` for TLS; ``?prefix=`` as above)
+``s3://bucket/prefix``        :class:`S3SessionStore` (``?endpoint_url=`` for an S3-compatible server,
+                              ``?region=``; credentials from boto3's chain, never from the URL)
 ============================  ===========================================================================
 """
 
@@ -36,6 +38,7 @@ from ..types import SessionStore
 from ._threaded import MissingDriverError, ThreadedSessionStore
 from .postgres import PostgresSessionStore
 from .redis import RedisSessionStore
+from .s3 import S3SessionStore
 from .sqlite import SQLiteSessionStore, default_database_path
 
 __all__ = [
@@ -43,13 +46,24 @@ __all__ = [
     "MissingDriverError",
     "PostgresSessionStore",
     "RedisSessionStore",
+    "S3SessionStore",
     "SQLiteSessionStore",
     "ThreadedSessionStore",
     "default_database_path",
     "open_store",
 ]
 
-SUPPORTED_SCHEMES = ("sqlite", "memory", "postgresql", "postgres", "redis", "rediss", "redis+cluster", "rediss+cluster")
+SUPPORTED_SCHEMES = (
+    "sqlite",
+    "memory",
+    "postgresql",
+    "postgres",
+    "redis",
+    "rediss",
+    "redis+cluster",
+    "rediss+cluster",
+    "s3",
+)
 
 
 def _sqlite_path(rest: str) -> str | None:
@@ -105,11 +119,43 @@ def open_store(url: str, *, read_only: bool = False, **options: Any) -> SessionS
         return InMemorySessionStore(**options)
     if scheme == "sqlite":
         return SQLiteSessionStore(_sqlite_path(rest), **({"read_only": True} if read_only else {}) | options)
+    if scheme == "s3":
+        return _s3_store(rest, options)
     if scheme in ("postgresql", "postgres"):
         url, table = _take_query_option(url, "table")
         return PostgresSessionStore(url, **({"table": table} if table is not None else {}) | options)
     url, prefix = _take_query_option(url, "prefix")
     return RedisSessionStore(url, **({"prefix": prefix} if prefix is not None else {}) | options)
+
+
+S3_QUERY_OPTIONS = ("endpoint_url", "region")
+
+
+def _s3_store(rest: str, options: dict[str, Any]) -> SessionStore:
+    """The :class:`S3SessionStore` of ``s3://bucket/prefix?endpoint_url=...&region=...`` (``rest`` is after ``s3://``)."""
+    from .s3 import S3SessionStore
+
+    location, _, query = rest.partition("?")
+    bucket, _, prefix = location.partition("/")
+    if "@" in bucket:  # never echo it: it may hold a secret key
+        raise ValueError(
+            "an s3:// URL takes no credentials before the bucket; give them through the environment "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), ~/.aws/credentials or an instance role"
+        )
+    if not bucket:
+        raise ValueError("s3:// URL names no bucket; use 's3://BUCKET/PREFIX?endpoint_url=...&region=...'")
+    settings: dict[str, Any] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in S3_QUERY_OPTIONS:
+            raise ValueError(
+                f"s3:// URL option {name!r} is not one the S3 store takes; use "
+                + " and ".join(f"{option}=" for option in S3_QUERY_OPTIONS)
+                + " (credentials come from the environment, never from the URL)"
+            )
+        if name in settings:
+            raise ValueError(f"the store URL gives {name}= more than once; give it once")
+        settings[name] = value
+    return S3SessionStore(unquote(bucket), prefix=unquote(prefix), **settings | options)
 
 
 def _take_query_option(url: str, name: str) -> tuple[str, str | None]:

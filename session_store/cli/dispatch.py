@@ -36,6 +36,7 @@ from ..keys import default_projects_dir
 from ..redaction import redact
 from ..types import SessionStore
 from .browse import list_command, show_command, subagents_command
+from .compact import compact_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
@@ -143,6 +144,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
             return await fork_command(store, scope, args.session_id, args.up_to, args.title)
         if name == "delete":
             return await delete_command(store, scope, args.session_id)
+        if name == "compact":
+            return await compact_command(store, scope, args.session_id)
         if name == "mirror":
             return await mirror_command(
                 store,

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scoped("delete", "delete a session and its subagents")
 
+    sub = scoped("compact", "merge a session's part objects into one (object stores: s3://)", session=False)
+    sub.add_argument("session_id", nargs="?", metavar="SESSION_ID", help="only this session (default: every one)")
+
     sub = command("mirror", "follow a projects folder and mirror new transcript lines into the store")
     sub.add_argument("folder", nargs="?", type=Path, metavar="FOLDER", help="default: as for import")
     sub.add_argument("--once", action="store_true", help="poll once and exit")

@@ -1,0 +1,717 @@
+"""``S3SessionStore``: session transcripts in any S3-compatible object store, for stateless deployments.
+
+Implements the whole ``SessionStore`` contract of reference §1.7 (all six methods, ``list_session_summaries``
+included) plus ``append_once``, with the project's decisions of SPEC §4: ``subpath == ""`` raises
+``ValueError``, ``append(key, [])`` creates nothing, entries are idempotent by ``uuid`` per key, the summary
+is folded atomically with the append, and every ``mtime`` is the object store's own clock (``LastModified``).
+
+Driver: boto3's sync client through ``compat.run_sync`` with a limiter (like the other adapters), so the store
+works under asyncio and trio alike. Credentials come from boto3's usual chain (environment, shared config and
+credentials files, instance roles), never from the URL.
+
+Layout (``P`` is the prefix, ``pk`` and ``sid`` have ``%`` and ``/`` percent-encoded; a subpath keeps its
+``/`` segments)::
+
+    P{pk}/{sid}/part-{ms:013d}-{hex6}-ss.jsonl            a main-transcript part written here
+    P{pk}/{sid}/{subpath}/part-{ms:013d}-{hex6}-ss.jsonl  a subagent part written here
+    P{pk}/%index/{sid}.json       the session's main index: its committed parts, the folded summary
+    P{pk}/%sub/{sid}/{subpath%}.json  one subkey's index (the subpath with ``%`` and ``/`` encoded)
+
+**Read-compatible with the SDK's example S3 store** (reference §13.1): its parts are
+``P{pk}/{sid}/[{subpath}/]part-{ms:013d}-{hex6}.jsonl``. A key that has no index here is read the SDK's way
+(its direct ``part-*.jsonl`` children in name order; malformed lines skipped), listed by the newest part name,
+and adopted into an index by the first append made here. Write-side differences: parts written here end in
+``-ss.jsonl`` and only count once an index names them, and the ``%index`` / ``%sub`` objects exist; the SDK's
+example reads this store's parts but not its indexes (it would also read uncommitted parts).
+
+**Commit protocol** (one key at a time; the main transcript and each subpath have their own index):
+
+1. ``GET`` the key's index (ETag E, or absent).
+2. Work out what is new: entries whose uuid the key holds, and ``append_once`` entries the key already holds
+   enough copies of, are dropped (the store keeps the key's uuids and copy counts in memory, keyed by the
+   index ETag, reading only the parts committed since it last looked).
+3. ``PUT`` the new entries as one part object under a fresh name.
+4. ``PUT`` the index naming that part last (and, for the main transcript, the folded summary) with
+   ``If-Match: E`` (``If-None-Match: *`` for a new index). The part is committed exactly when this succeeds.
+5. On ``412 Precondition Failed`` (another writer committed first) the part is deleted and the append starts
+   over from 1, at most :data:`MAX_COMMIT_ATTEMPTS` times.
+
+So concurrent writers, in one process or many, keep every entry exactly once and in order per writer; a crash
+between 3 and 4 leaves an uncommitted part that no reader sees and :meth:`S3SessionStore.compact` removes
+after :data:`ORPHAN_GRACE_SECONDS`. Readers take the parts an index names; a part that vanished under them
+(compacted meanwhile) makes them read the index again.
+
+**Compaction** (:meth:`S3SessionStore.compact`, ``session-store compact``): per key, all committed parts are
+merged into one new part, the index is swapped to name only it (``If-Match``: a concurrent append makes it
+start over), and only then are the old parts deleted. A reader sees the old parts or the new one, never both and
+never neither. Without compaction every append adds a part, and a load fetches them all (16 at a time).
+
+The object store must support conditional writes (``If-Match`` / ``If-None-Match`` on ``PutObject``, and
+``If-Match`` on ``DeleteObject`` for :func:`prune_sessions`); AWS S3 and the test server do. boto3 is imported
+when a store is built; without it the error names the extra: ``pip install 'session-store-compat[s3]'``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import sys
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import quote, unquote
+
+import compat
+
+from ..exactly_once import content_hash, plan_append_once
+from ..keys import validate_project_key, validate_session_key
+from ..summary import fold_session_summary
+from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
+from ..validation import encode_json
+from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_driver
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+__all__ = ["MAX_COMMIT_ATTEMPTS", "ORPHAN_GRACE_SECONDS", "S3SessionStore"]
+
+T = TypeVar("T")
+
+MAX_COMMIT_ATTEMPTS = 50
+"""How often an append (or a compaction) starts over after another writer committed the same index first."""
+
+ORPHAN_GRACE_SECONDS = 3600.0
+"""An uncommitted part (its writer crashed, or lost the race) older than this is removed by ``compact``."""
+
+MAX_PARALLEL_FETCHES = 16
+
+_SDK_PART = re.compile(r"part-(\d{13})-[0-9a-f]{6}\.jsonl")
+_OWN_PART = re.compile(r"part-(\d{13})-[0-9a-f]{6}-ss\.jsonl")
+_STATE_CACHE_SIZE = 256
+
+
+def _escape(part: str) -> str:
+    return part.replace("%", "%25").replace("/", "%2F")
+
+
+def _flat(subpath: str) -> str:
+    return quote(subpath, safe="")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _epoch_ms(last_modified: Any) -> int:
+    return int(last_modified.timestamp() * 1000)
+
+
+def _server_ms(response: dict[str, Any]) -> int:
+    """The object store's clock (its ``Date`` header, epoch ms) when it answered; this machine's without one."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    if date:
+        try:
+            return int(parsedate_to_datetime(date).timestamp() * 1000)
+        except (TypeError, ValueError):
+            pass
+    return _now_ms()
+
+
+@dataclass
+class _KeyState:
+    """What one key holds, as of index ETag ``etag``: its committed parts, uuids and copy counts."""
+
+    etag: str | None = None
+    parts: list[str] = field(default_factory=list)
+    uuids: set[str] = field(default_factory=set)
+    copies: Counter[str] = field(default_factory=Counter)
+    index: dict[str, Any] = field(default_factory=dict)
+
+    def take(self, entries: list[SessionStoreEntry]) -> None:
+        for entry in entries:
+            uuid = entry_uuid(entry)
+            if uuid is not None:
+                self.uuids.add(uuid)
+            else:
+                self.copies[content_hash(entry)] += 1
+
+
+class _Lost(Exception):
+    """A part named by an index is gone (compacted or deleted meanwhile): read the index again."""
+
+
+class S3SessionStore(ThreadedSessionStore):
+    """A ``SessionStore`` in an S3 bucket (see the module docstring for the layout and the commit protocol).
+
+    ``bucket``: the bucket (it must exist). ``prefix``: the key prefix of every object (normalized to end in one
+    ``/``). ``client``: a boto3 S3 client you own; else one is built from ``endpoint_url`` and ``region`` with
+    boto3's default credential chain. ``max_connections`` bounds concurrent requests.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        client: BaseClient | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        max_connections: int = MAX_PARALLEL_FETCHES,
+    ) -> None:
+        require_driver("boto3", store="S3SessionStore", extra="s3")
+        if not isinstance(bucket, str) or not bucket:
+            raise ValueError(f"S3SessionStore needs a bucket name, got {bucket!r}; e.g. 's3://my-bucket/sessions/'")
+        if not isinstance(prefix, str):
+            raise TypeError(f"S3SessionStore prefix must be a str, got {type(prefix).__name__}")
+        super().__init__(max_threads=max_connections)
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._max_connections = max_connections
+        self._owns_client = client is None
+        self._built_client = client
+        self._client_lock = threading.Lock()
+        self._states: OrderedDict[str, _KeyState] = OrderedDict()
+        self._states_lock = threading.Lock()
+        self._last_ms = 0
+        self._clock_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3SessionStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    @property
+    def _client(self) -> Any:
+        with self._client_lock:
+            if self._built_client is None:
+                import boto3
+                from botocore.config import Config
+
+                self._built_client = boto3.session.Session().client(
+                    "s3",
+                    endpoint_url=self._endpoint_url,
+                    region_name=self._region,
+                    config=Config(max_pool_connections=2 * self._max_connections, retries={"mode": "standard"}),
+                )
+            return self._built_client
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        from botocore.exceptions import EndpointConnectionError
+
+        try:
+            return await super()._call(fn, *args)
+        except EndpointConnectionError as error:
+            raise ConnectionError(
+                f"cannot reach the object store for bucket {self.bucket!r} (is the endpoint up and the URL right?)"
+            ) from error
+
+    # -- object names ---------------------------------------------------------------------------------------
+
+    def _project_dir(self, project_key: str) -> str:
+        return f"{self.prefix}{_escape(project_key)}/"
+
+    def _session_dir(self, project_key: str, session_id: str) -> str:
+        return f"{self._project_dir(project_key)}{_escape(session_id)}/"
+
+    def _key_dir(self, project_key: str, session_id: str, subpath: str | None) -> str:
+        session_dir = self._session_dir(project_key, session_id)
+        return session_dir if subpath is None else f"{session_dir}{subpath}/"
+
+    def _index_name(self, project_key: str, session_id: str, subpath: str | None) -> str:
+        project_dir = self._project_dir(project_key)
+        if subpath is None:
+            return f"{project_dir}%index/{_escape(session_id)}.json"
+        return f"{project_dir}%sub/{_escape(session_id)}/{_flat(subpath)}.json"
+
+    def _new_part_name(self, after: list[str]) -> str:
+        """A fresh part name that sorts after ``after`` (the key's parts) and after this store's last one."""
+        newest = max((int(match.group(1)) for name in after[-1:] if (match := _part_match(name))), default=0)
+        with self._clock_lock:
+            self._last_ms = max(_now_ms(), self._last_ms + 1, newest + 1)
+            ms = self._last_ms
+        return f"part-{ms:013d}-{secrets.token_hex(3)}-ss.jsonl"
+
+    # -- requests -------------------------------------------------------------------------------------------
+
+    def _is_missing(self, error: Exception) -> bool:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        return code in ("NoSuchKey", "404", "NotFound")
+
+    def _is_conflict(self, error: Exception) -> bool:
+        code = getattr(error, "response", {}).get("Error", {}).get("Code")
+        return code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+    def _get(self, name: str) -> tuple[bytes, str] | None:
+        """The object's body and ETag, or None when there is no such object."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=name)
+        except ClientError as error:
+            if self._is_missing(error):
+                return None
+            raise
+        return response["Body"].read(), response["ETag"]
+
+    def _get_index(self, name: str) -> tuple[dict[str, Any], str] | None:
+        found = self._get(name)
+        if found is None:
+            return None
+        body, etag = found
+        index: dict[str, Any] = json.loads(body)
+        return index, etag
+
+    def _put_index(self, name: str, index: dict[str, Any], etag: str | None) -> str | None:
+        """Write the index if it is still at ``etag`` (absent when None): its new ETag, or None when another
+        writer got there first."""
+        from botocore.exceptions import ClientError
+
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            response = self._client.put_object(
+                Bucket=self.bucket,
+                Key=name,
+                Body=encode_json(index).encode(),
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as error:
+            if self._is_conflict(error) or (etag is not None and self._is_missing(error)):
+                return None
+            raise
+        new_etag: str = response["ETag"]
+        return new_etag
+
+    def _put_part(self, name: str, entries: list[SessionStoreEntry]) -> int:
+        """Write one part; returns the object store's clock (epoch ms) when it took it."""
+        body = "".join(encode_entry(entry) + "\n" for entry in entries).encode()
+        response = self._client.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType="application/x-ndjson")
+        return _server_ms(response)
+
+    def _still(self, index_name: str, state: _KeyState) -> bool:
+        """Whether the index is still at ``state``'s ETag (a ``HEAD`` request)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=index_name)
+        except ClientError as error:
+            if self._is_missing(error):
+                return False
+            raise
+        return bool(response["ETag"] == state.etag)
+
+    def _delete_objects(self, names: list[str]) -> None:
+        for start in range(0, len(names), 1000):
+            chunk = names[start : start + 1000]
+            response = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": name} for name in chunk], "Quiet": True}
+            )
+            errors = response.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise RuntimeError(
+                    f"S3 delete failed for {len(errors)} object(s) in bucket {self.bucket!r}: "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message', '')}".rstrip()
+                )
+
+    def _list(self, prefix: str, *, delimiter: bool) -> Iterator[dict[str, Any]]:
+        """Every page of ListObjectsV2 under ``prefix`` (direct children only with ``delimiter``)."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        options = {"Delimiter": "/"} if delimiter else {}
+        yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, **options)
+
+    def _children(self, prefix: str) -> list[tuple[str, Any]]:
+        """(name relative to ``prefix``, LastModified) of the objects directly under ``prefix``."""
+        children = []
+        for page in self._list(prefix, delimiter=True):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name and "/" not in name:  # some S3-compatibles ignore Delimiter
+                    children.append((name, item["LastModified"]))
+        return children
+
+    def _sdk_parts(self, key_dir: str) -> list[tuple[str, Any]]:
+        """The SDK example's parts directly under ``key_dir``, in order."""
+        return sorted((name, modified) for name, modified in self._children(key_dir) if _SDK_PART.fullmatch(name))
+
+    def _read_part(self, name: str) -> list[SessionStoreEntry]:
+        """The entries of one part; malformed lines are skipped, as the SDK's example does (parts written here
+        have none)."""
+        found = self._get(name)
+        if found is None:
+            raise _Lost(name)
+        entries: list[SessionStoreEntry] = []
+        for line in found[0].decode("utf-8", errors="replace").split("\n"):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                entries.append(cast(SessionStoreEntry, entry))
+        return entries
+
+    # -- key state (what a key holds, for deduplication) -----------------------------------------------------
+
+    def _cached_state(self, index_name: str) -> _KeyState | None:
+        with self._states_lock:
+            state = self._states.get(index_name)
+            if state is not None:
+                self._states.move_to_end(index_name)
+            return state
+
+    def _remember(self, index_name: str, state: _KeyState) -> None:
+        with self._states_lock:
+            self._states[index_name] = state
+            self._states.move_to_end(index_name)
+            while len(self._states) > _STATE_CACHE_SIZE:
+                self._states.popitem(last=False)
+
+    def _forget_session(self, project_key: str, session_id: str) -> None:
+        main = self._index_name(project_key, session_id, None)
+        subs = f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/"
+        with self._states_lock:
+            for name in [name for name in self._states if name == main or name.startswith(subs)]:
+                del self._states[name]
+
+    def _current_state(self, project_key: str, session_id: str, subpath: str | None) -> _KeyState:
+        """The key's state as of its index now (read from the parts committed since the cached state)."""
+        index_name = self._index_name(project_key, session_id, subpath)
+        key_dir = self._key_dir(project_key, session_id, subpath)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            found = self._get(index_name)
+            if found is None:  # nothing committed here yet: adopt the SDK example's parts, if any
+                sdk_parts = self._sdk_parts(key_dir)
+                newest = max((int(_part_match(name).group(1)) for name, _ in sdk_parts), default=0)  # type: ignore[union-attr]
+                state = _KeyState(index={"v": 1, "parts": [], "summary": None, "mtime": newest})
+                state.parts = [key_dir + name for name, _ in sdk_parts]
+                try:
+                    for part in state.parts:
+                        state.take(self._read_part(part))
+                except _Lost:
+                    continue
+                state.index["parts"] = list(state.parts)
+                return state
+            body, etag = found
+            index = json.loads(body)
+            cached = self._cached_state(index_name)
+            if cached is not None and cached.etag == etag:
+                return cached
+            parts: list[str] = list(index.get("parts", []))
+            if cached is not None and parts[: len(cached.parts)] == cached.parts:
+                state = _KeyState(etag, list(cached.parts), set(cached.uuids), Counter(cached.copies), index)
+                new_parts = parts[len(cached.parts) :]
+            else:
+                state = _KeyState(etag, [], set(), Counter(), index)
+                new_parts = parts
+            try:
+                for part in new_parts:
+                    state.take(self._read_part(part))
+                    state.parts.append(part)
+            except _Lost:
+                continue  # compacted under us: read the new index
+            self._remember(index_name, state)
+            return state
+        raise RuntimeError(f"{index_name!r} kept changing while it was read; try again")
+
+    # -- append ---------------------------------------------------------------------------------------------
+
+    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        self._commit(key, subpath, entries, None)
+
+    def _append_once_blocking(
+        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        return self._commit(key, subpath, entries, occurrences)
+
+    def _commit(
+        self,
+        key: SessionKey,
+        subpath: str | None,
+        entries: list[SessionStoreEntry],
+        occurrences: list[int | None] | None,
+    ) -> int:
+        project_key, session_id = key["project_key"], key["session_id"]
+        index_name = self._index_name(project_key, session_id, subpath)
+        key_dir = self._key_dir(project_key, session_id, subpath)
+        for entry in entries:
+            encode_entry(entry)  # refuses what JSON cannot carry, before any request
+        # Optimistic first attempt: what this store last committed or read is usually still current, and
+        # a stale guess costs nothing but a retry (its conditional index write fails).
+        state = self._cached_state(index_name)
+        fresh = False
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            if state is None:
+                state, fresh = self._current_state(project_key, session_id, subpath), True
+            stored = _new_entries(state, entries, occurrences)
+            if not stored:
+                if not fresh and not self._still(index_name, state):
+                    state = None  # deleted or changed meanwhile: decide again on what the store holds now
+                    continue
+                return 0
+            part = key_dir + self._new_part_name(state.parts)
+            server_ms = self._put_part(part, stored)
+            index = dict(state.index)
+            index["parts"] = [*state.parts, part]
+            if subpath is None:
+                index["summary"] = self._folded(key, index.get("summary"), stored)
+                index["mtime"] = max(server_ms, int(index.get("mtime") or 0) + 1)  # one clock, always forward
+            new_etag = self._put_index(index_name, index, state.etag)
+            if new_etag is not None:
+                committed = _KeyState(new_etag, index["parts"], set(state.uuids), Counter(state.copies), index)
+                committed.take(stored)
+                self._remember(index_name, committed)
+                return len(stored)
+            self._delete_objects([part])  # lost the race: nothing of this attempt stays
+            state = None
+        raise RuntimeError(
+            f"gave up after {MAX_COMMIT_ATTEMPTS} attempts: the index of {key!r} kept changing under concurrent writers"
+        )
+
+    def _folded(self, key: SessionKey, data: Any, stored: list[SessionStoreEntry]) -> Any:
+        previous: SessionSummaryEntry | None = (
+            {"session_id": key["session_id"], "mtime": 0, "data": data} if data is not None else None
+        )
+        return fold_session_summary(previous, key, stored)["data"]
+
+    # -- reads ----------------------------------------------------------------------------------------------
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        """The key's entries in append order (the SDK example's parts when no index names any), or None."""
+        validate_session_key(key)
+        project_key, session_id, subpath = key["project_key"], key["session_id"], key.get("subpath")
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            parts = await self._call(self._parts_to_load, project_key, session_id, subpath)
+            chunks = await self._read_parts(parts)
+            if chunks is not None:
+                entries = [entry for chunk in chunks for entry in chunk]
+                return entries or None
+            # a part was compacted or deleted under us: read the index again
+        raise RuntimeError(f"the parts of {key!r} kept changing while they were read; try again")
+
+    async def _read_parts(self, parts: list[str]) -> list[list[SessionStoreEntry]] | None:
+        """The entries of each part, fetched 16 at a time; None when one of them is gone."""
+        chunks: list[list[SessionStoreEntry]] = [[] for _ in parts]
+        lost = False
+
+        async def fetch(slot: int) -> None:
+            nonlocal lost
+            try:
+                chunks[slot] = await self._call(self._read_part, parts[slot])
+            except _Lost:
+                lost = True
+
+        async with compat.create_task_group() as group:
+            for slot in range(len(parts)):
+                group.start_soon(fetch, slot)
+        return None if lost else chunks
+
+    def _parts_to_load(self, project_key: str, session_id: str, subpath: str | None) -> list[str]:
+        found = self._get_index(self._index_name(project_key, session_id, subpath))
+        if found is not None:
+            return list(found[0].get("parts", []))
+        key_dir = self._key_dir(project_key, session_id, subpath)
+        return [key_dir + name for name, _ in self._sdk_parts(key_dir)]
+
+    def _indexed(self, project_key: str) -> list[str]:
+        """The ids of the sessions whose main transcript was committed here."""
+        prefix = f"{self._project_dir(project_key)}%index/"
+        sessions: list[str] = []
+        for page in self._list(prefix, delimiter=True):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name.endswith(".json") and "/" not in name:
+                    sessions.append(unquote(name[: -len(".json")]))
+        return sessions
+
+    def _sdk_sessions(self, project_key: str, known: set[str]) -> dict[str, int]:
+        """Session id -> mtime of the SDK example's sessions with no index here (newest main part name)."""
+        project_dir = self._project_dir(project_key)
+        found: dict[str, int] = {}
+        for page in self._list(project_dir, delimiter=True):
+            for common in page.get("CommonPrefixes", []):
+                folder = common["Prefix"][len(project_dir) : -1]
+                if folder.startswith("%") and not folder.startswith(("%25", "%2F")):
+                    continue  # %index, %sub
+                session_id = unquote(folder)
+                if session_id in known:
+                    continue
+                parts = self._sdk_parts(common["Prefix"])
+                if parts:
+                    name, modified = parts[-1]
+                    match = _SDK_PART.fullmatch(name)
+                    found[session_id] = int(match.group(1)) if match else _epoch_ms(modified)
+        return found
+
+    async def _indexes(self, project_key: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+        """The committed sessions of the project and their main indexes (read 16 at a time)."""
+        session_ids = await self._call(self._indexed, project_key)
+        indexes: dict[str, dict[str, Any]] = {}
+
+        async def fetch(session_id: str) -> None:
+            found = await self._call(self._get_index, self._index_name(project_key, session_id, None))
+            if found is not None:  # else deleted since the listing
+                indexes[session_id] = found[0]
+
+        async with compat.create_task_group() as group:
+            for session_id in session_ids:
+                group.start_soon(fetch, session_id)
+        return session_ids, indexes
+
+    async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        """The project's main transcripts and their mtimes (the object store's clock at their last append)."""
+        validate_project_key(project_key)
+        session_ids, indexes = await self._indexes(project_key)
+        rows: list[SessionStoreListEntry] = [
+            {"session_id": session_id, "mtime": int(indexes[session_id].get("mtime") or 0)}
+            for session_id in session_ids
+            if session_id in indexes
+        ]
+        sdk_only = await self._call(self._sdk_sessions, project_key, set(session_ids))
+        rows.extend({"session_id": session_id, "mtime": mtime} for session_id, mtime in sdk_only.items())
+        return rows
+
+    async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        """The summaries of the project's sessions committed here, folded by each append.
+
+        Sessions only the SDK's example wrote have no summary (they appear in ``list_sessions``; the listing
+        helpers fold them from their transcripts).
+        """
+        validate_project_key(project_key)
+        session_ids, indexes = await self._indexes(project_key)
+        return [
+            {"session_id": session_id, "mtime": int(index.get("mtime") or 0), "data": index["summary"]}
+            for session_id in session_ids
+            if (index := indexes.get(session_id)) is not None and index.get("summary") is not None
+        ]
+
+    def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        prefix = f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/"
+        subpaths: set[str] = set()
+        for page in self._list(prefix, delimiter=True):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name.endswith(".json") and "/" not in name:
+                    subpaths.add(unquote(name[: -len(".json")]))
+        session_dir = self._session_dir(project_key, session_id)
+        for page in self._list(session_dir, delimiter=False):  # the SDK example's subagent parts
+            for item in page.get("Contents", []):
+                subpath, _, name = item["Key"][len(session_dir) :].rpartition("/")
+                if subpath and _SDK_PART.fullmatch(name):
+                    subpaths.add(subpath)
+        return sorted(subpaths)
+
+    # -- delete, compaction, retention ----------------------------------------------------------------------
+
+    def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
+        self._delete_key(project_key, session_id, subpath, if_match=None)
+
+    def _delete_key(self, project_key: str, session_id: str, subpath: str | None, *, if_match: str | None) -> bool:
+        """Delete the key (the whole session without a subpath); False when ``if_match`` no longer holds.
+
+        The index goes first, so the key leaves every listing and load at once; its parts follow.
+        """
+        from botocore.exceptions import ClientError
+
+        index_name = self._index_name(project_key, session_id, subpath)
+        try:
+            if if_match is not None:
+                self._client.delete_object(Bucket=self.bucket, Key=index_name, IfMatch=if_match)
+            else:
+                self._client.delete_object(Bucket=self.bucket, Key=index_name)
+        except ClientError as error:
+            if if_match is not None and (self._is_conflict(error) or self._is_missing(error)):
+                return False
+            raise
+        self._forget_session(project_key, session_id)
+        if subpath is not None:
+            key_dir = self._key_dir(project_key, session_id, subpath)
+            self._delete_objects([key_dir + name for name, _ in self._children(key_dir)])
+            return True
+        names: list[str] = []
+        for prefix in (
+            self._session_dir(project_key, session_id),
+            f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/",
+        ):
+            for page in self._list(prefix, delimiter=False):
+                names.extend(item["Key"] for item in page.get("Contents", []))
+        self._delete_objects(names)
+        return True
+
+    async def compact(self, project_key: str, session_id: str) -> int:
+        """Merge the committed parts of each key of the session into one part; returns how many parts went.
+
+        Also removes uncommitted parts older than :data:`ORPHAN_GRACE_SECONDS`. Safe alongside appends and
+        readers (see the module docstring).
+        """
+        validate_session_key({"project_key": project_key, "session_id": session_id})
+        subpaths: list[str | None] = [
+            None,
+            *await self.list_subkeys({"project_key": project_key, "session_id": session_id}),
+        ]
+        removed = 0
+        for subpath in subpaths:
+            removed += await self._call(self._compact_key, project_key, session_id, subpath)
+        return removed
+
+    def _compact_key(self, project_key: str, session_id: str, subpath: str | None) -> int:
+        index_name = self._index_name(project_key, session_id, subpath)
+        key_dir = self._key_dir(project_key, session_id, subpath)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            found = self._get_index(index_name)
+            if found is None:
+                return 0
+            index, etag = found
+            parts: list[str] = list(index.get("parts", []))
+            removed = self._remove_orphans(key_dir, set(parts))
+            if len(parts) <= 1:
+                return removed
+            try:
+                entries = [entry for part in parts for entry in self._read_part(part)]
+            except _Lost:
+                continue
+            merged = key_dir + self._new_part_name(parts)
+            self._put_part(merged, entries)
+            if self._put_index(index_name, {**index, "parts": [merged]}, etag) is None:
+                self._delete_objects([merged])
+                continue
+            self._delete_objects(parts)
+            return removed + len(parts)
+        raise RuntimeError(f"{index_name!r} kept changing during compaction; try again")
+
+    def _remove_orphans(self, key_dir: str, committed: set[str]) -> int:
+        cutoff = time.time() - ORPHAN_GRACE_SECONDS
+        orphans = [
+            key_dir + name
+            for name, modified in self._children(key_dir)
+            if _OWN_PART.fullmatch(name) and key_dir + name not in committed and modified.timestamp() < cutoff
+        ]
+        if orphans:
+            self._delete_objects(orphans)
+        return len(orphans)
+
+    def _close_blocking(self) -> None:
+        if self._owns_client and self._built_client is not None:
+            self._built_client.close()
+
+
+def _part_match(name: str) -> re.Match[str] | None:
+    base = name.rpartition("/")[2]
+    return _OWN_PART.fullmatch(base) or _SDK_PART.fullmatch(base)
+
+
+def _new_entries(
+    state: _KeyState, entries: list[SessionStoreEntry], occurrences: list[int | None] | None
+) -> list[SessionStoreEntry]:
+    """The entries of one append that the key does not hold yet (SPEC §4 decision 8 and ``append_once``;
+    a plain ``append`` keeps every entry without a uuid)."""
+    copies = occurrences if occurrences is not None else [sys.maxsize] * len(entries)
+    kept = plan_append_once(entries, copies, state.uuids, state.copies, identity=content_hash)
+    return [entries[index] for index in kept]
