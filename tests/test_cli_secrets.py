@@ -6,7 +6,8 @@ Each command runs as a subprocess with ``--verbose`` (the libraries' log on stde
 
 - every URL form (malformed URLs without ``://``, userinfo on every scheme, query-string passwords, host lists,
   percent-encoded passwords and percent-encoding errors) against stores that are not there, through ``list``,
-  ``show``, ``subagents``, ``resume``, ``rename``, ``tag``, ``fork``, ``delete``, ``import`` and ``mirror``;
+  ``show``, ``subagents``, ``resume``, ``rename``, ``tag``, ``fork``, ``delete``, ``import``, ``mirror`` and
+  ``compact``;
 - a Redis and a PostgreSQL server that really check a password: every command succeeds with the right one
   (the mirror banner and the reports name the store) and fails with a wrong one, never showing either.
 
@@ -177,10 +178,11 @@ class Workspace:
             "delete": ["delete", session],
             "import": ["import", str(self.claude_home.projects)],
             "mirror": ["mirror", str(self.claude_home.projects), "--once", "--from-start", "--interval", "0"],
+            "compact": ["compact"],
         }[command]
 
 
-COMMANDS = ["list", "show", "subagents", "resume", "rename", "tag", "fork", "delete", "import", "mirror"]
+COMMANDS = ["list", "show", "subagents", "resume", "rename", "tag", "fork", "delete", "import", "mirror", "compact"]
 
 
 def make_workspace(tmp_path: Path) -> Workspace:
