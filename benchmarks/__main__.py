@@ -1,4 +1,4 @@
-"""``python -m benchmarks compat|store|adapters|scale|floor|all [--quick] [--backend asyncio|trio] [--out DIR]``.
+"""``python -m benchmarks compat|store|adapters|scale|floor|import|all [--quick] [--backend asyncio|trio] [--out DIR]``.
 
 Runs the chosen suite(s), prints ratio tables and writes ``benchmarks/results/<suite>.{json,md,svg}``. A
 benchmark is a report: the exit code is 0 whether targets are met or not; it is non-zero only for a usage
@@ -19,6 +19,7 @@ SUITES = {
     "adapters": "benchmarks.adapters_bench",
     "scale": "benchmarks.scale_bench",
     "floor": "benchmarks.floor_bench",
+    "import": "benchmarks.import_bench",
     "downstream": "benchmarks.downstream_bench",  # downloads httpcore; needs downstream/httpcore/requirements.txt
 }
 

@@ -692,8 +692,8 @@ async def run_session_store_conformance(
 
     ``profile``: ``"strict"`` (the default) runs every contract; ``"sdk"`` runs exactly the SDK harness's 14
     (see the module docstring). ``skip_optional``: optional methods (``list_sessions``,
-    ``list_session_summaries``, ``delete``, ``list_subkeys``) whose contracts to skip although the store has
-    them. Contracts of methods the store does not implement are skipped anyway. ``expect_dedupe=False``
+    ``list_session_summaries``, ``delete``, ``list_subkeys``, and this project's ``append_once``) whose
+    contracts to skip although the store has them. Contracts of methods the store does not implement are skipped anyway. ``expect_dedupe=False``
     declares a store that does not deduplicate by uuid and skips ``append_is_idempotent_by_uuid`` (a strict
     contract). ``contract_timeout_seconds`` bounds each contract; None: :data:`CONTRACT_TIMEOUT_SECONDS` for
     the strict profile, no limit for the sdk profile.

@@ -167,7 +167,7 @@ def _check_session_files(paths: list[Path], root: Path, skip_invalid_lines: bool
     for path in paths:
         batches = _TranscriptBatches(path, MAX_PENDING_ENTRIES, skip_invalid_lines=False, skipped=[])
         try:
-            while batches.read_batch():
+            while batches.read_batch()[0]:
                 pass
         finally:
             batches.close()

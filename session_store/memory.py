@@ -6,7 +6,7 @@ Implements reference §4.1-§4.2, with this project's decisions:
   ``append(key, [])`` is a no-op that creates nothing (no entries, no listing, no summary).
 - SPEC §4 decision 8: entries are deduplicated by ``uuid`` per key: an entry whose uuid the key already holds
   (from an earlier append or earlier in the same batch) is ignored, so a retried append never duplicates.
-  Entries without a uuid are always appended. Only the accepted entries are folded into the summary.
+  Entries without a uuid are always appended by ``append``. Only the accepted entries are folded into the summary.
 - ``append_once`` (this project's optional method, :mod:`session_store.exactly_once`) keeps a count of the
   uuid-less entries per key by canonical JSON, filled by ``append`` too.
 - All seven methods are implemented. Appends to a main transcript fold the summary sidecar with

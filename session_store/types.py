@@ -60,7 +60,8 @@ class SessionStoreEntry(TypedDict, total=False):
     """One transcript line. Only ``type`` is required; any other field is opaque JSON passed through as is.
 
     ``uuid`` is the idempotency key: stores ignore an entry whose uuid they already hold for that key. Entries
-    without a uuid (titles, tags, mode markers) are always appended.
+    without a uuid (titles, tags, mode markers) are always appended by ``append``; ``append_once`` identifies
+    them by content and occurrence (:mod:`session_store.exactly_once`).
     """
 
     type: Required[str]

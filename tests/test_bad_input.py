@@ -829,6 +829,6 @@ def test_the_cli_import_of_a_corrupt_session_names_file_and_line_and_imports_non
     bad = write_session(tmp_path / "claude" / "projects", new_id(), [*GOOD, "{oops\n"], project=project)
     result = cli(tmp_path, "import")
     assert result.returncode != 0
-    assert f"failed {bad.stem}: {bad}:3: invalid transcript line" in result.stdout, result.stdout
+    assert f"failed {bad}:3: invalid transcript line" in result.stdout, result.stdout
     assert "--skip-invalid-lines" in result.stdout
     assert store_dump(tmp_path) == before

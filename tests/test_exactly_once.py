@@ -15,6 +15,7 @@ from session_store.exactly_once import (
 )
 from session_store.memory import InMemorySessionStore
 from session_store.types import SessionKey, SessionStore, SessionStoreEntry, store_implements
+from session_store.validation import loads_strict_json
 
 MAIN: SessionKey = {"project_key": "proj", "session_id": "sess"}
 
@@ -184,3 +185,12 @@ async def test_memory_delete_forgets_the_counts() -> None:
     await store.append_once(MAIN, [entry(tag="a")], [0])
     await store.delete(MAIN)
     assert await store.append_once(MAIN, [entry(tag="a")], [0]) == 1
+
+
+# -- the parse every reader of transcript lines shares (import, mirror) --
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, '{"a":' * 100_000])
+def test_a_line_nested_too_deeply_is_a_value_error_not_a_recursion_error(text: str) -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        loads_strict_json(text)

@@ -201,13 +201,22 @@ async def test_import_writes_subagents_under_their_subpath(projects: Path) -> No
     write_subagent(projects, session_id, "subagents/workflows/run-1/agent-def", agent)
     write_subagent(projects, session_id, "subagents/agent-abc", agent)
     result = await import_session_to_store(session_id, store, projects_dir=projects)
-    assert [key.get("subpath") for key, _ in store.appends] == [
-        None,
+    assert [key.get("subpath") for key, _ in store.appends] == [  # the main transcript last (listed complete)
         "subagents/agent-abc",
         "subagents/workflows/run-1/agent-def",
+        None,
     ]
     assert await list_subagents_from_store(store, session_id, PROJECT_DIRECTORY) == ["abc", "def"]
     assert result.transcripts == 3
+
+
+async def test_import_in_sdk_order_writes_the_main_transcript_first(projects: Path) -> None:
+    store = AppendSpyStore()
+    session_id = new_id()
+    write_session(projects, session_id, conversation("main"))
+    write_subagent(projects, session_id, "subagents/agent-abc", linked(user("task")))
+    await sdk_import_session_to_store(session_id, store, projects_dir=projects)
+    assert [key.get("subpath") for key, _ in store.appends] == [None, "subagents/agent-abc"]
 
 
 async def test_import_turns_the_meta_sidecar_into_an_agent_metadata_entry(projects: Path) -> None:
@@ -219,7 +228,7 @@ async def test_import_turns_the_meta_sidecar_into_an_agent_metadata_entry(projec
         json.dumps({"type": "stray", "toolUseId": "toolu_1", "agentType": "explore"}), encoding="utf-8"
     )
     await import_session_to_store(session_id, store, projects_dir=projects)
-    key, [metadata] = store.appends[-1]
+    key, [metadata] = store.appends[-2]  # after the subagent's lines, before the main transcript (last)
     assert key == {**main_key(session_id), "subpath": "subagents/agent-abc"}
     assert metadata == {"type": "agent_metadata", "toolUseId": "toolu_1", "agentType": "explore"}
     [message] = await get_subagent_messages_from_store(store, session_id, "abc", PROJECT_DIRECTORY)
@@ -282,8 +291,8 @@ async def test_import_keys_match_the_mirror_keys(projects: Path) -> None:
     sub = write_subagent(projects, session_id, "subagents/workflows/run-1/agent-x", linked(user("task")))
     await import_session_to_store(session_id, store, projects_dir=projects)
     assert [key for key, _ in store.appends] == [
-        file_path_to_session_key(main, projects),
         file_path_to_session_key(sub, projects),
+        file_path_to_session_key(main, projects),
     ]
 
 

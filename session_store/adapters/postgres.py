@@ -24,9 +24,11 @@ Schema (``create_schema()`` is idempotent and serialized by an advisory lock; it
 - ``T_summaries``: one row per main transcript with ``mtime`` (epoch ms) and the fold's opaque ``data``.
   ``list_sessions`` and ``list_session_summaries`` read this table, so both report the same mtime.
 
-Round trips: a subpath append is one ``INSERT ... SELECT FROM unnest(...)`` statement; a main append is two
-pipelined exchanges (lock the summary row, insert the batch and see which uuids were new; then write the
-folded summary and commit). The mtime is ``GREATEST(previous + 1, clock_timestamp() in ms)``. Identifiers are
+Round trips: a subpath append is one ``INSERT ... SELECT FROM unnest(...)`` statement (pipelined in a
+transaction that first takes the key's advisory lock when the batch has entries without a uuid, so
+``append_once`` counts them); a main append is two pipelined exchanges (lock the summary row, insert the batch
+and see which uuids were new; then write the folded summary and commit). ``append_once`` adds one exchange after
+taking the lock: counting the rows equal to the batch's uuid-less entries (``content_hash = ANY(...)``). The mtime is ``GREATEST(previous + 1, clock_timestamp() in ms)``. Identifiers are
 composed with ``psycopg.sql``; every value is a bound parameter.
 
 Connections: a pooled connection idle for more than :data:`PING_IDLE_CONNECTIONS_AFTER_SECONDS` is checked

@@ -121,7 +121,10 @@ def _import_report(folder: Path, rows: list[dict[str, Any]]) -> Report:
     if unchanged:
         lines.append(f"{len(unchanged)} session(s) already in the store: nothing new to store")
     lines += [f"skipped {skipped}" for row in rows if "error" not in row for skipped in row["skipped_lines"]]
-    lines += [f"failed {row['path']}: {row['error']}" for row in failed]
+    lines += [
+        f"failed {row['error']}" if row["error"].startswith(row["path"]) else f"failed {row['path']}: {row['error']}"
+        for row in failed
+    ]
     if any(row["invalid_line"] for row in failed):
         lines.append("rerun with --skip-invalid-lines to import the valid lines of corrupt transcripts")
     data = {
