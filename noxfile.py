@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -120,9 +121,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on compat and session_store."""
+    """mypy --strict on compat, session_store and session_store_sdk_hook."""
     session.install("-e", ".[trio,postgres,redis]", "mypy")
-    session.run("mypy", "--strict", "compat", "session_store")
+    session.run("mypy", "--strict", "compat", "session_store", "session_store_sdk_hook.py")
 
 
 @nox.session(python="3.11")
@@ -174,7 +175,9 @@ def downstream_stamina(session: nox.Session) -> None:
     session.run("python", "downstream/stamina/run.py", *session.posargs)
 
 
-DOWNSTREAM_SDK_VERSION = "0.2.189"
+SDK_VERSIONS = ["0.2.95", "0.2.190"]  # = session_store.sdk.TESTED_SDK_VERSIONS (a test checks they agree)
+"""The oldest and newest claude-agent-sdk that ``session_store.sdk.install()`` accepts: what sdk_e2e and
+downstream_sdk run against."""
 DOWNSTREAM_SDK_TESTS = [  # reference §16 (the delta: 0.2.189 adds no session-store test file)
     "tests/test_session_store_anyio.py",
     "tests/test_transcript_mirror.py",
@@ -189,30 +192,20 @@ DOWNSTREAM_SDK_TESTS = [  # reference §16 (the delta: 0.2.189 adds no session-s
 ]
 
 
-@nox.session(python="3.11")
-def downstream_sdk(session: nox.Session) -> None:
-    """The Claude Agent SDK's own session-store tests, run on ``session_store.sdk`` (not a default session).
-
-    Downloads the SDK's sdist (pinned) from the package index into a fresh folder in the system temp dir, never
-    into the repository, installs the SDK's runtime dependencies (not the SDK: its own ``src`` is on the path
-    through its pytest config), and runs the test files with ``downstream/sdk/plugin.py``, which maps the SDK's
-    session-store modules to ``session_store.sdk`` and applies ``downstream/sdk/expected_failures.toml``.
-    The SDK's conftest runs every async test on asyncio and trio. Extra arguments go to pytest.
-    """
+def _sdk_sdist(session: nox.Session, version: str, purpose: str) -> Path:
+    """Download claude-agent-sdk ``version``'s sdist (pure Python: the wheels bundle a 430 MB CLI) into a fresh
+    folder of the system temp dir, never the repository; unpack it and return the unpacked folder."""
     import shutil
     import tarfile
     import tempfile
-    import tomllib
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parent
-    work = Path(tempfile.gettempdir()) / f"session-store-downstream-sdk-{DOWNSTREAM_SDK_VERSION}"
+    work = Path(tempfile.gettempdir()) / f"session-store-{purpose}-{version}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     session.install("pip")
     session.run(
         "python", "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-        f"claude-agent-sdk=={DOWNSTREAM_SDK_VERSION}", "--dest", str(work),
+        f"claude-agent-sdk=={version}", "--dest", str(work),
     )  # fmt: skip
     (sdist,) = work.glob("claude_agent_sdk-*.tar.gz")
     with tarfile.open(sdist) as archive:
@@ -220,7 +213,45 @@ def downstream_sdk(session: nox.Session) -> None:
             archive.extractall(work, filter="data")
         else:
             archive.extractall(work)  # the pinned sdist from the package index, on an old 3.11
-    sdk = work / f"claude_agent_sdk-{DOWNSTREAM_SDK_VERSION}"
+    return work / f"claude_agent_sdk-{version}"
+
+
+@nox.session(python="3.11")
+@nox.parametrize("version", SDK_VERSIONS)
+def sdk_e2e(session: nox.Session, version: str) -> None:
+    """tests/test_sdk_e2e.py and tests/test_sdk_install.py on claude-agent-sdk ``version`` (not a default session).
+
+    The SDK is installed from its sdist (downloaded at run time), so no bundled CLI: the tests drive the SDK's
+    real ``query()`` and ``ClaudeSDKClient`` with the stand-in CLI ``tests/fake_claude_cli.py``, stock and with
+    ``session_store.sdk.install()``, on asyncio, trio and anyio-on-trio, into every adapter. Extra arguments go
+    to pytest.
+    """
+    sdk = _sdk_sdist(session, version, "sdk-e2e")
+    session.install("-e", ".[test]", str(sdk))
+    session.run(
+        "python", "-c", f"import claude_agent_sdk as s; assert s.__version__ == {version!r}, s.__version__",
+    )  # fmt: skip
+    session.run(
+        "pytest", "-p", "no:cacheprovider", "tests/test_sdk_e2e.py", "tests/test_sdk_install.py", *session.posargs
+    )
+
+
+@nox.session(python="3.11")
+@nox.parametrize("version", SDK_VERSIONS)
+def downstream_sdk(session: nox.Session, version: str) -> None:
+    """The Claude Agent SDK's own session-store tests, run on ``session_store.sdk`` (not a default session).
+
+    Downloads the SDK's sdist (the versions of ``sdk_e2e``) into a fresh folder in the system temp dir, never
+    into the repository, installs the SDK's runtime dependencies (not the SDK: its own ``src`` is on the path
+    through its pytest config), and runs the test files with ``downstream/sdk/plugin.py``, which maps the SDK's
+    session-store modules to ``session_store.sdk`` and applies ``downstream/sdk/expected_failures.toml`` (the same
+    16 tests on both versions). The SDK's conftest runs every async test on asyncio and trio. Extra arguments go
+    to pytest.
+    """
+    import tomllib
+
+    repo = Path(__file__).resolve().parent
+    sdk = _sdk_sdist(session, version, "downstream-sdk")
     with (sdk / "pyproject.toml").open("rb") as file:
         sdk_dependencies = tomllib.load(file)["project"]["dependencies"]
     session.install(".[trio]", "pytest>=8", "anyio[trio]>=4", *sdk_dependencies)

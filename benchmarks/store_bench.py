@@ -23,7 +23,8 @@ Three measurements, each on both backends (one ``asyncio.run`` / ``trio.run`` pe
    same n sleeps 16 at a time in bare native tasks (semaphore + task group, no session_store code), which is what
    the loop's timer granularity allows on this machine; "0-delay", the slow path with loads that do not sleep
    (its CPU cost: a task per session, the limiter, the fold), so that
-   slow path ~= floor + 0-delay; and the fast path (``list_session_summaries`` of the in-memory store).
+   slow path ~= floor + 0-delay; the fast path (``list_session_summaries`` of the in-memory store); and the
+   SDK's ``list_sessions_from_store`` on the same slow store in the same rounds.
 3. **Resume materialization.** ``materialize_resume_session`` of a session of ``MAIN_ENTRIES`` entries plus
    ``SUBAGENTS`` subagent transcripts of ``SUBAGENT_ENTRIES`` entries each, then ``cleanup()``; compared with the
    SDK's ``materialize_resume_session(options)`` (its auth-file copying pointed at an empty config dir).
@@ -95,10 +96,11 @@ def _sdk() -> dict[str, Any]:
     try:
         from claude_agent_sdk import ClaudeAgentOptions
         from claude_agent_sdk._internal.session_resume import materialize_resume_session as sdk_materialize
+        from claude_agent_sdk._internal.sessions import list_sessions_from_store as sdk_list
         from claude_agent_sdk._internal.transcript_mirror_batcher import TranscriptMirrorBatcher as SdkBatcher
     except ImportError:
         return {}
-    return {"batcher": SdkBatcher, "options": ClaudeAgentOptions, "materialize": sdk_materialize}
+    return {"batcher": SdkBatcher, "options": ClaudeAgentOptions, "materialize": sdk_materialize, "list": sdk_list}
 
 
 def native_checkpoint(backend: str) -> Callable[[], Awaitable[None]]:
@@ -360,7 +362,9 @@ async def native_floor(backend: str, count: int, delay: float) -> float:
     return time.perf_counter() - started
 
 
-async def measure_listing(backend: str, cfg: Config, store: InMemorySessionStore) -> dict[str, Any]:
+async def measure_listing(
+    backend: str, cfg: Config, store: InMemorySessionStore, sdk: dict[str, Any] | None = None
+) -> dict[str, Any]:
     slow = SlowLoadStore(store, cfg.load_delay_s, native_sleep(backend))
     ideal = math.ceil(cfg.list_sessions / STORE_LIST_LOAD_CONCURRENCY) * cfg.load_delay_s
     instant = SlowLoadStore(store, 0.0, native_sleep(backend))
@@ -368,6 +372,7 @@ async def measure_listing(backend: str, cfg: Config, store: InMemorySessionStore
     await slow.snapshot(project_key)
     await instant.snapshot(project_key)
     slow_samples, fast_samples, floor_samples, cpu_samples, rows_seen = [], [], [], [], set()
+    sdk_samples: list[float] = []
     for _ in range(max(cfg.rounds, 3)):
         gc.collect()
         floor_samples.append(await native_floor(backend, cfg.list_sessions, cfg.load_delay_s))
@@ -382,6 +387,11 @@ async def measure_listing(backend: str, cfg: Config, store: InMemorySessionStore
         fast_rows = await list_sessions_from_store(store, PROJECT_CWD)
         fast_samples.append(time.perf_counter() - started)
         rows_seen.add(len(fast_rows))
+        if sdk and "list" in sdk:  # the SDK's slow path on the same slow store, in the same round
+            started = time.perf_counter()
+            sdk_rows = await sdk["list"](slow, PROJECT_CWD)
+            sdk_samples.append(time.perf_counter() - started)
+            rows_seen.add(len(sdk_rows))
     slow_s = statistics.median(slow_samples)
     return {
         "sessions": cfg.list_sessions,
@@ -393,6 +403,7 @@ async def measure_listing(backend: str, cfg: Config, store: InMemorySessionStore
         "native_floor_s": statistics.median(floor_samples),
         "zero_delay_s": statistics.median(cpu_samples),
         "slow_samples_s": [round(s, 4) for s in slow_samples],
+        "sdk_slow_path_s": statistics.median(sdk_samples) if sdk_samples else None,
     }
 
 
@@ -489,7 +500,7 @@ async def measure_backend(backend: str, cfg: Config, progress: bool) -> dict[str
     say(f"batcher, {cfg.entries:,} 1-entry frames")
     batcher = await measure_batcher(backend, cfg, sdk)
     say(f"list_sessions_from_store slow path, {cfg.list_sessions:,} sessions")
-    listing = await measure_listing(backend, cfg, await seed_sessions(cfg.list_sessions))
+    listing = await measure_listing(backend, cfg, await seed_sessions(cfg.list_sessions), sdk)
     say(f"materialize_resume_session, {cfg.main_entries:,} entries + {cfg.subagents} subagents")
     store, session_id, total = await seed_resume(cfg)
     materialize = await measure_materialize(cfg, store, session_id, total, sdk)
@@ -536,6 +547,8 @@ def _tables(results: dict[str, dict[str, Any]], cfg: Config) -> list[Table]:
             result["listing"]["slow_path_s"] / result["listing"]["native_floor_s"],
             result["listing"]["zero_delay_s"] * 1000,
             result["listing"]["fast_path_s"] * 1000,
+            None if result["listing"]["sdk_slow_path_s"] is None else result["listing"]["sdk_slow_path_s"] * 1000,
+            ratio(result["listing"]["sdk_slow_path_s"], result["listing"]["slow_path_s"]),
         ]
         for backend, result in results.items()
     ]
@@ -591,9 +604,11 @@ def _tables(results: dict[str, dict[str, Any]], cfg: Config) -> list[Table]:
                 "slow/floor",
                 "0-delay ms",
                 "fast path ms",
+                "SDK slow path ms",
+                "SDK/ours",
             ],
             rows=listing_rows,
-            kinds=["", "", "ms", "ms", "x", "ms", "x", "ms", "ms"],
+            kinds=["", "", "ms", "ms", "x", "ms", "x", "ms", "ms", "ms", "x"],
         ),
         Table(
             title=f"materialize_resume_session: {cfg.main_entries:,} main entries + {cfg.subagents} subagents x "

@@ -67,8 +67,9 @@ group was cancelled            ``finally``); after a *failed* child,           `
                                such as trio-style owner checks see another     ``CancelScope(shield=True)``; its
                                task) with a copy of the caller's contextvars   contextvar writes are the caller's
 ``shield`` / ``run_sync`` /    the cancellation wins; the call's (task's)      the call's (task's) error propagates; the
-``aclose`` error while the     error is its ``__context__``                    cancellation comes at the next checkpoint
-caller was cancelled
+``aclose`` error while the     error is its ``__context__`` (``aclose`` also   cancellation comes at the next checkpoint
+caller was cancelled           logs it, so a scope that swallows the
+                               cancellation cannot lose it)
 ``shield`` at the end of the   ``asyncio.run`` cancels every task on           the shielded work completes
 run                            shutdown, the shielded one included
 ``KeyboardInterrupt`` or       raised out of the event loop, as from any       reaches the caller of ``shield`` /

@@ -42,8 +42,12 @@ ASYNCIO_PRIVATE_ATTRIBUTES: tuple[PrivateAttribute, ...] = (
     PrivateAttribute("Condition", "_waiters", "compat._sync: Condition idleness and stale-loop check"),
     PrivateAttribute("Queue", "_loop", "compat._sync: an idle Queue bound to a finished loop is unbound"),
     PrivateAttribute("Queue", "_queue", "compat._sync: Queue room / emptiness without a method call (put, get)"),
-    PrivateAttribute("Queue", "_getters", "compat._sync: Queue idleness; close() wakes waiting gets (3.11/3.12)"),
-    PrivateAttribute("Queue", "_putters", "compat._sync: Queue idleness; close() wakes waiting puts (3.11/3.12)"),
+    PrivateAttribute(
+        "Queue", "_getters", "compat._sync: Queue idleness; close() fails waiting and later gets (3.11/3.12)"
+    ),
+    PrivateAttribute(
+        "Queue", "_putters", "compat._sync: Queue idleness; close() fails waiting and later puts (3.11/3.12)"
+    ),
     PrivateAttribute("TaskGroup", "_parent_task", "compat._tasks: the task running a group's body (cancel())"),
     PrivateAttribute("TaskGroup", "_tasks", "compat._tasks: the children cancel() cancels once the body is done"),
     PrivateAttribute("Task", "_must_cancel", "compat._timeouts: a cancel() requested but not yet delivered"),

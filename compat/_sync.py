@@ -17,6 +17,7 @@ without asking sniffio on every call:
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 from collections.abc import Awaitable, Generator
 from types import TracebackType
@@ -459,8 +460,15 @@ class Condition(_Bound):
 
     def _held(self) -> Any:
         """The native condition; its notify() checks that the lock is held (RuntimeError) on both backends."""
-        if self._native is None:
-            raise RuntimeError("notify() needs the condition's lock held: call it inside 'async with condition:'")
+        if self._native is None or self._native_lock is not self._lock._native:  # unbound, or its lock moved
+            if not self._lock.locked():
+                raise RuntimeError("notify() needs the condition's lock held: call it inside 'async with condition:'")
+            # the shared Lock is held (async with lock:), but the condition is unbound or bound to the lock's old
+            # native object: build it around the held one (Condition._idle() would refuse: the lock is held)
+            if self._native is not None and not _Bound._idle(self):
+                raise RuntimeError(f"this compat.Condition has waiters under {self._backend}; it cannot move yet")
+            self._native = None
+            return self._bind()
         return self._native
 
 
@@ -480,6 +488,27 @@ else:
 
 def _closed_error(what: str) -> Exception:
     return QueueClosed(f"{what} on a closed compat.Queue; close() was called (async for ends at that point)")
+
+
+class _ClosedWaiters(collections.deque):  # type: ignore[type-arg]
+    """The getters/putters of a closed ``asyncio.Queue`` on 3.11/3.12: a waiter added after ``close()`` fails at
+    once. asyncio's ``get()``/``put()`` loop: one woken for an item (a slot) that another task took first waits
+    again, and would wait forever, since ``close()`` only fails the waiters present when it runs."""
+
+    def append(self, waiter: asyncio.Future[Any]) -> None:
+        super().append(waiter)
+        waiter.set_exception(_closed_error("a waiting get() or put()"))
+
+
+def _fail_waiters(native: asyncio.Queue[Any]) -> None:
+    """``close()`` on Python 3.11/3.12: wake every waiter with QueueClosed, now and later. asyncio's get()/put()
+    drop a failed waiter and re-raise its exception. (A put already woken for a free slot still adds its item.)"""
+    for name in ("_getters", "_putters"):
+        waiters = getattr(native, name)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(_closed_error("a waiting get() or put()"))
+        setattr(native, name, _ClosedWaiters(waiters))
 
 
 def _drop_stale_queue_loop(native: asyncio.Queue[Any]) -> None:
@@ -549,8 +578,11 @@ class Queue(_Bound, Generic[T]):
         native: asyncio.Queue[Any] = asyncio.Queue(0 if self._maxsize == math.inf else int(self._maxsize))
         for item in items:
             native.put_nowait(item)
-        if self._closed and _NATIVE_SHUTDOWN:
-            native.shutdown()  # type: ignore[attr-defined,unused-ignore]  # 3.13+
+        if self._closed:
+            if _NATIVE_SHUTDOWN:
+                native.shutdown()  # type: ignore[attr-defined,unused-ignore]  # 3.13+
+            else:
+                _fail_waiters(native)
         return native
 
     def _take_all(self) -> list[Any]:
@@ -687,11 +719,7 @@ class Queue(_Bound, Generic[T]):
         elif _NATIVE_SHUTDOWN:
             native.shutdown()
         else:
-            # Python 3.11/3.12: wake every waiter with QueueClosed; asyncio's get()/put() drop a failed waiter
-            # and re-raise its exception. (A put already woken for a free slot still adds its item.)
-            for waiter in (*native._getters, *native._putters):
-                if not waiter.done():
-                    waiter.set_exception(_closed_error("a waiting get() or put()"))
+            _fail_waiters(native)
 
     def __aiter__(self) -> Queue[T]:
         return self

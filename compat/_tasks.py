@@ -18,7 +18,7 @@ import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import Any, NoReturn, TypeVar
 
 from ._backend import (
@@ -128,6 +128,11 @@ class _TrioTaskGroup(TaskGroup):
 
     __slots__ = ("_manager", "_nursery")
 
+    def __getattr__(self, name: str) -> Any:  # only reached for a slot not set yet: free on the normal path
+        if name in _TrioTaskGroup.__slots__:
+            raise RuntimeError("a compat.TaskGroup is used inside 'async with' (this one was not entered yet)")
+        raise AttributeError(name)
+
     async def __aenter__(self) -> _TrioTaskGroup:
         self._manager = trio_module().open_nursery(strict_exception_groups=True)
         self._nursery = await self._manager.__aenter__()
@@ -187,6 +192,14 @@ async def _run_until_started(fn: Callable[..., Awaitable[Any]], args: tuple[Any,
         future.set_exception(RuntimeError(f"{fn!r} returned without calling task_status.started()"))
 
 
+_CANCEL_MESSAGE = "compat.TaskGroup.cancel()"
+
+
+async def _awaiting(awaitable: Awaitable[T]) -> T:
+    """A coroutine for an awaitable that is none (asyncio tasks take coroutines only)."""
+    return await awaitable
+
+
 _BODY, _BODY_CANCELLED, _EXITING, _EXITING_CANCELLED, _DONE = range(5)  # states of an asyncio group
 
 
@@ -243,15 +256,27 @@ class _AsyncioTaskGroup(TaskGroup):
         except asyncio.CancelledError as cancelled:
             caught = cancelled
         except BaseException:
-            host.uncancel()  # the children's errors win; compat's own cancellation is taken back
-            raise
+            if host.uncancel() <= self._entry_cancelling and getattr(host, "_must_cancel", False):
+                # cancel() came after the body's last await and no child was left to wait for: compat's own
+                # cancellation is still pending on the task; take it here, not at the caller's next await
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(0)
+            raise  # the children's (or the body's) errors win; compat's own cancellation is taken back
         if caught is None and getattr(host, "_must_cancel", False):
             try:  # cancel() came after the body's last await: the cancellation is still pending, take it here
                 await asyncio.sleep(0)
             except asyncio.CancelledError as cancelled:
                 caught = cancelled
         if host.uncancel() > self._entry_cancelling and caught is not None:
-            raise caught  # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
+            # somebody else cancelled too (an outer scope, task.cancel()): that cancellation wins
+            if caught.args == (_CANCEL_MESSAGE,) and anyio_if_imported() is not None:
+                # The group caught compat's own CancelledError; an anyio scope only swallows a CancelledError
+                # carrying its own message, and re-delivers it at every await while it is cancelled: take that one.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError as cancelled:
+                    caught = cancelled
+            raise caught
         return True
 
     async def _exit_natively_cancelled(
@@ -268,7 +293,16 @@ class _AsyncioTaskGroup(TaskGroup):
         return swallowed
 
     def start_soon(self, fn: Callable[..., Awaitable[Any]], *args: Any, name: str | None = None) -> None:
-        task: asyncio.Task[Any] = self._group.create_task(fn(*args), name=name)  # type: ignore[arg-type]
+        coro: Any = fn(*args)
+        if type(coro) is not CoroutineType:  # an awaitable that is no coroutine (compat's Queue.put with room)
+            coro = _awaiting(coro)
+        try:
+            task: asyncio.Task[Any] = self._group.create_task(coro, name=name)
+        except RuntimeError:
+            coro.close()  # no "coroutine ... was never awaited" warning (3.13+ closes it too: harmless)
+            if self._state == _DONE and self._group._tasks:
+                return  # cancelled by cancel() and shutting down: the child never runs, as documented
+            raise
         if self._state == _EXITING_CANCELLED:
             task.cancel()
 
@@ -276,7 +310,12 @@ class _AsyncioTaskGroup(TaskGroup):
         if self._host is None:
             raise RuntimeError("start() on a compat.TaskGroup that was not entered yet")
         future: asyncio.Future[Any] = self._host.get_loop().create_future()
-        task = self._group.create_task(_run_until_started(fn, args, _TaskStatus(future)), name=name)
+        coro = _run_until_started(fn, args, _TaskStatus(future))
+        try:
+            task = self._group.create_task(coro, name=name)
+        except RuntimeError:
+            coro.close()  # no "coroutine ... was never awaited" warning
+            raise
         if self._state == _EXITING_CANCELLED:
             task.cancel()
         try:
@@ -297,7 +336,7 @@ class _AsyncioTaskGroup(TaskGroup):
             if self._host is None:
                 raise RuntimeError("cancel() of a compat.TaskGroup that was not entered yet")
             self._state = _BODY_CANCELLED
-            self._host.cancel("compat.TaskGroup.cancel()")
+            self._host.cancel(_CANCEL_MESSAGE)
         elif state == _EXITING:
             self._state = _EXITING_CANCELLED
             for task in self._group._tasks:  # the children still running
@@ -443,8 +482,18 @@ class _AsyncioTaskHandle(TaskHandle):
             except asyncio.CancelledError as cancelled:  # the caller is cancelled too: the task finishes first
                 with contextlib.suppress(asyncio.CancelledError):
                     await _await_through_cancellation(self._new_waiter())
-                if self.exception() is not None:
-                    cancelled.__context__ = self.exception()
+                error = self.exception()
+                if error is not None:
+                    # The caller gets its cancellation, which a scope may swallow: report the task's error now
+                    # so that it is never lost (trio raises it instead).
+                    cancelled.__context__ = error
+                    asyncio.get_running_loop().call_exception_handler(
+                        {
+                            "message": "detached task failed while aclose() was cancelled",
+                            "exception": error,
+                            "task": task,
+                        }
+                    )
                 raise cancelled
         self.result()
 

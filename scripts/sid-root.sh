@@ -16,7 +16,7 @@
 # Everything this script mounts is unmounted on every exit path (EXIT trap). One run at a time per root (flock).
 #
 # Environment: SESSION_STORE_SID_ROOT (default /var/cache/session-store-compat/sid-root);
-# SESSION_STORE_SID_MIRROR (default: the Debian mirror in this machine's apt sources, else deb.debian.org).
+# SESSION_STORE_SID_MIRROR (default: the Debian mirror in this machine's apt sources; none found is an error).
 # Needs root (debootstrap, chroot, mount); installs debootstrap with apt-get when it is missing.
 set -euo pipefail
 
@@ -89,11 +89,26 @@ healthy() {  # healthy DIR: built from this recipe, both interpreters run with s
     compgen -G "$dir/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && [ -x "$dir/usr/bin/redis-server" ] && [ -x "$dir/usr/bin/git" ]
 }
 
-host_mirror() {  # the Debian mirror this machine's apt uses (deb822 URIs: or one-line deb), else deb.debian.org
-    local found
-    found=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
-        grep -v '^\s*#' | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n 1 | tr -d ' ' || true)
-    echo "${found:-http://deb.debian.org/debian}"
+APT_SOURCES=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources)
+
+host_mirror() {  # the Debian mirror of this machine's apt sources (one-line "deb URI" or deb822 "URIs:"), or nothing
+    local file
+    for file in "${APT_SOURCES[@]}"; do
+        [ -f "$file" ] || continue
+        # one-line: deb [options] URI suite...; deb822: a stanza with Types: deb, URIs: ..., not Enabled: no.
+        # The Debian archive is the URI whose path ends in /debian (debian-security and third-party repos do not).
+        awk '
+            function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no") { n = split(uris, list, " ");
+                for (i = 1; i <= n; i++) print list[i] } types = ""; uris = ""; enabled = "" }
+            /^[ \t]*#/ { next }
+            /^[ \t]*$/ { flush(); next }
+            /^deb[ \t]/ { sub(/^deb[ \t]+(\[[^]]*\][ \t]+)?/, ""); split($0, words, /[ \t]+/); print words[1]; next }
+            tolower($1) == "types:" { $1 = ""; types = $0 " "; next }
+            tolower($1) == "uris:" { $1 = ""; uris = $0; next }
+            tolower($1) == "enabled:" { enabled = tolower($2); next }
+            END { flush() }
+        ' "$file"
+    done | grep -E '^https?://[^ ]+/debian/?$' | head -n 1 || true
 }
 
 copy_host_files() {  # DNS and the host's CA bundle (pip inside must trust what the host trusts)
@@ -126,6 +141,7 @@ build() {
         DEBIAN_FRONTEND=noninteractive apt-get -qq install -y debootstrap >/dev/null
     fi
     mirror=${SESSION_STORE_SID_MIRROR:-$(host_mirror)}
+    [ -n "$mirror" ] || die "no Debian mirror in this machine's apt sources (/etc/apt/sources.list, /etc/apt/sources.list.d/*.list and *.sources: no 'deb URI' line or deb822 'URIs:' ending in /debian); set SESSION_STORE_SID_MIRROR=<the mirror's URL>"
     if [ -e "$ROOT" ]; then
         say "$ROOT is not healthy (or from another recipe); rebuilding it"
         [ -z "$(mounts_under "$ROOT")" ] || die "$ROOT still has mounts inside it; not replacing it. Unmount them first: umount $(echo $(mounts_under "$ROOT"))"

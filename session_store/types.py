@@ -193,11 +193,13 @@ def store_implements(store: object, method: str) -> bool:
     ``SessionStore`` or another declaration of the protocol among the store's bases, such as the SDK's own
     ``claude_agent_sdk.types.SessionStore`` (so a store written against the SDK's types is probed the same
     way). True for an override (even one that raises ``NotImplementedError``), for a duck-typed class that
-    defines the method, and for an instance attribute. For a name that is not a ``SessionStore`` method, True
+    defines the method, and for a method set on the instance, even over a protocol default (SDK issue #1215). For a name that is not a ``SessionStore`` method, True
     when the attribute exists.
     """
     if getattr(store, method, None) is None:
         return False
+    if method in getattr(store, "__dict__", ()):
+        return True  # set on the instance (a store assembled at runtime): provided, whatever its class declares
     on_class = getattr(type(store), method, None)
     if on_class is None:
         return True  # only an instance attribute provides it

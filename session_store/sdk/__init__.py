@@ -21,6 +21,9 @@ One submodule per SDK module it stands in for, under the SDK's module name: ``ty
 module of that name offers for the session store, so a maintainer can map module for module;
 ``downstream/sdk/plugin.py`` does exactly that to run the SDK's own tests on this package.
 
+:func:`install` (``installer`` module) points an installed SDK's own session-store path at these modules in
+the running process (``uninstall()``, ``installed()``; ``SESSION_STORE_SDK_INSTALL=1`` does it without code).
+
 The SPEC §4 decisions stay in force (they are the reasons this project differs from the SDK): UTF-16 project
 keys (1), ``subpath == ""`` rejected and empty appends creating nothing (2), ``load_timeout_ms <= 0`` timing
 out at once (3), timeout messages never empty (4), unmapped mirror frames reported (5), listing rules (6),
@@ -57,6 +60,7 @@ from session_store.resume import MaterializedResume
 from session_store.summary import fold_session_summary
 
 from ._task_compat import TaskHandle, spawn_detached
+from .installer import TESTED_SDK_VERSIONS, UnsupportedSDKVersionError, install, installed, uninstall
 from .session_resume import (
     CLAUDE_CONFIG_SEED,
     _get_projects_dir,
@@ -92,6 +96,7 @@ __all__ = [
     "MIRROR_APPEND_BACKOFF_S",
     "MIRROR_APPEND_MAX_ATTEMPTS",
     "SEND_TIMEOUT_SECONDS",
+    "TESTED_SDK_VERSIONS",
     "ForkSessionResult",
     "InMemorySessionStore",
     "MaterializedResume",
@@ -107,6 +112,7 @@ __all__ = [
     "SessionSummaryEntry",
     "TaskHandle",
     "TranscriptMirrorBatcher",
+    "UnsupportedSDKVersionError",
     "_get_projects_dir",
     "_rmtree_with_retry",
     "_store_implements",
@@ -122,6 +128,8 @@ __all__ = [
     "get_session_messages_from_store",
     "get_subagent_messages_from_store",
     "import_session_to_store",
+    "install",
+    "installed",
     "list_sessions_from_store",
     "list_subagents_from_store",
     "materialize_resume_session",
@@ -132,5 +140,6 @@ __all__ = [
     "spawn_detached",
     "summary_entry_to_sdk_info",
     "tag_session_via_store",
+    "uninstall",
     "validate_session_store_options",
 ]
