@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..memory import InMemorySessionStore
+from ..redaction import redact_url
 from ..types import SessionStore
 from ._threaded import MissingDriverError, ThreadedSessionStore
 from .postgres import PostgresSessionStore
@@ -69,29 +70,31 @@ def _sqlite_path(rest: str) -> str | None:
     """The file named after ``sqlite://``: None for the default, else the path after the third slash.
 
     SQLite URLs take no query options: ``?mode=ro`` and the like raise ``ValueError`` instead of being ignored.
+    Messages show the URL through :func:`~session_store.redaction.redact_url` (a host part may hold a password).
     """
+    shown = redact_url(f"sqlite://{rest}")
     location, _, query = rest.partition("?")
     if query:
         raise ValueError(
-            f"SQLite URL 'sqlite://{rest}' has query options {query!r}, which the SQLite store does not take; "
+            f"SQLite URL {shown!r} has query options, which the SQLite store does not take; "
             "remove them (the file name is all it needs)"
         )
     if not location:
         return None
     if not location.startswith("/"):
-        raise ValueError(
-            f"SQLite URL 'sqlite://{rest}' names a host; use 'sqlite:///relative.db' or 'sqlite:////abs/path.db'"
-        )
+        raise ValueError(f"SQLite URL {shown!r} names a host; use 'sqlite:///relative.db' or 'sqlite:////abs/path.db'")
     path = unquote(location[1:])
     if not path:
         return None
     return path
 
 
-def open_store(url: str, **options: Any) -> SessionStore:
+def open_store(url: str, *, read_only: bool = False, **options: Any) -> SessionStore:
     """The store a connection string names (see the table in the module docstring).
 
     ``options`` are passed to the store's constructor (e.g. ``table=`` for PostgreSQL, ``prefix=`` for Redis).
+    ``read_only=True`` opens a SQLite file read-only (``SQLiteSessionStore(read_only=True)``: no directory, file,
+    schema or journal-mode change, so a read-only file or mount can be read); the other stores ignore it.
     Nothing is connected yet: the first call on the store connects. Raises ``TypeError`` for a URL that is not
     a str, ``ValueError`` for an unknown scheme, a ``memory://`` URL with anything after the scheme, a SQLite
     URL with a host or query options, a bad PostgreSQL ``table=`` or a Redis ``prefix=`` with braces (before
@@ -103,7 +106,7 @@ def open_store(url: str, **options: Any) -> SessionStore:
     scheme = scheme.lower()
     if not separator or scheme not in SUPPORTED_SCHEMES:
         # name only the scheme: the rest of a URL may hold a password
-        what = f"scheme {scheme + '://'!r}" if separator else f"{url!r} (no scheme://)"
+        what = f"scheme {scheme + '://'!r}" if separator else f"{redact_url(url)!r} (no scheme://)"
         raise ValueError(
             f"unsupported store URL {what}: use one of "
             + ", ".join(f"{name}://" for name in SUPPORTED_SCHEMES)
@@ -111,10 +114,11 @@ def open_store(url: str, **options: Any) -> SessionStore:
         )
     if scheme == "memory":
         if rest:
-            raise ValueError(f"'memory://' takes nothing after the scheme, got 'memory://{rest}'; use 'memory://'")
+            shown = redact_url(url)
+            raise ValueError(f"'memory://' takes nothing after the scheme, got {shown!r}; use 'memory://'")
         return InMemorySessionStore(**options)
     if scheme == "sqlite":
-        return SQLiteSessionStore(_sqlite_path(rest), **options)
+        return SQLiteSessionStore(_sqlite_path(rest), **({"read_only": True} if read_only else {}) | options)
     if scheme == "s3":
         return _s3_store(rest, options)
     if scheme in ("postgresql", "postgres"):

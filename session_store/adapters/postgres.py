@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, LiteralString
 from urllib.parse import urlsplit
 
 from ..exactly_once import content_hash, plan_append_once
+from ..redaction import redact
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ..validation import encode_json
@@ -95,11 +96,14 @@ def _lock_name(table: str, project_key: str, session_id: str, subpath: str) -> s
 
 
 def _describe_dsn(dsn: str) -> str:
-    """Where a DSN points, without its password."""
+    """Where a DSN points, without its password (never raises: a host list or a bad port is shown as written)."""
     if "://" not in dsn:
         return "the configured server"
     parts = urlsplit(dsn)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    try:
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+    except ValueError:  # a host list (h1:5432,h2:5432) or a port that is not a number
+        return parts.netloc.rpartition("@")[2] + parts.path
 
 
 class _Statements:
@@ -258,10 +262,10 @@ class PostgresSessionStore(ThreadedSessionStore):
                 # libpq's own message, instead of after the pool has retried for ``timeout`` seconds.
                 try:
                     psycopg.connect(self.dsn, connect_timeout=_probe_timeout(self._timeout)).close()
-                except psycopg.OperationalError as error:
-                    raise psycopg.OperationalError(
+                except psycopg.Error as error:  # OperationalError; ProgrammingError for a DSN libpq cannot parse
+                    raise type(error)(
                         f"cannot connect to PostgreSQL at {_describe_dsn(self.dsn)} (is the server up and the DSN "
-                        f"right?): {str(error).strip()}"
+                        f"right?): {redact(str(error).strip(), url=self.dsn)}"
                     ) from error
 
                 pool: ConnectionPool[Any] = ConnectionPool(
@@ -302,7 +306,7 @@ class PostgresSessionStore(ThreadedSessionStore):
         except PoolTimeout as error:
             raise PoolTimeout(
                 f"no PostgreSQL connection to {_describe_dsn(self.dsn)} within {self._timeout} s "
-                f"(is the server up and the DSN right?): {error}"
+                f"(is the server up and the DSN right?): {redact(str(error), url=self.dsn)}"
             ) from error
 
     def _create_schema_on(self, pool: ConnectionPool[Any]) -> None:

@@ -50,6 +50,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from ..exactly_once import content_hash, plan_append_once
+from ..redaction import redact
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ..validation import encode_json
 from ._threaded import (
@@ -183,6 +184,7 @@ class RedisSessionStore(ThreadedSessionStore):
         super().__init__(max_threads=max_connections)
         self._prefix = _normalized_prefix(prefix)
         self._owns_client = isinstance(url_or_client, str)
+        self._url = url_or_client if isinstance(url_or_client, str) else None  # to redact errors with
         self._lazy_cluster: Callable[[], RedisCluster] | None = None
         self._built_client: redis.Redis | RedisCluster | None = None
         self._client_lock = threading.Lock()
@@ -220,7 +222,8 @@ class RedisSessionStore(ThreadedSessionStore):
         try:
             return await super()._call(fn, *args)
         except RedisConnectionError as error:
-            raise RedisConnectionError(f"{error} (is the Redis server up and the URL right?)") from error
+            message = redact(str(error), url=self._url)
+            raise RedisConnectionError(f"{message} (is the Redis server up and the URL right?)") from error
 
     def _keys(self, project_key: str, session_id: str) -> RedisKeys:
         return RedisKeys(self._prefix, project_key, session_id)

@@ -18,6 +18,18 @@ write lock before reading the uuids and the summary, so the read-fold-write of c
 process or in others, is serialized and nothing is lost or folded twice. Within one store, one connection is
 used from worker threads one call at a time (``compat.run_sync`` with a limiter of one).
 
+Read-only (``read_only=True``, what the command line's ``list``, ``show``, ``subagents`` and ``resume`` use):
+the file is opened with a ``mode=ro`` URI and nothing is created or changed (no folder, no file, no schema, no
+journal mode), so a file without write permission, ``chattr +i`` or on a read-only mount can be read. SQLite
+itself needs the ``-wal``/``-shm`` files to read a WAL database: in a writable folder it creates them (empty;
+the next writer reuses them); in a read-only folder the file is opened ``immutable=1`` instead, unless a
+write-ahead log is pending there (an error naming it). A file that does not exist yet reads as an empty store
+and is not created. Writing through a read-only store fails with SQLite's ``attempt to write a readonly
+database``.
+
+Errors: every ``sqlite3.Error`` a store call raises names the database file (same class, ``sqlite_errorcode``
+and ``sqlite_errorname``), e.g. ``file is not a database (session store database /x/sessions.db)``.
+
 Layout: ``session_entries`` (one row per entry, ``subpath = ''`` for the main transcript, ordered by the
 rowid ``seq``; a partial unique index on ``(project_key, session_id, subpath, uuid)`` makes uuids idempotent, and
 ``content_hash``, the SHA-256 of the canonical JSON of an entry without a uuid, indexed per key, lets
@@ -34,9 +46,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from ..exactly_once import content_hash
 from ..keys import checked_path
@@ -65,6 +79,8 @@ BUSY_TIMEOUT_SECONDS = 30.0
 """How long a statement waits for another process's write lock before failing with ``database is locked``."""
 
 WAL_SWITCH_RETRY_SECONDS = 0.01
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 2
 """1: entries and summaries; 2: ``content_hash`` of the entries without a uuid (``append_once``), backfilled."""
@@ -147,34 +163,144 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _directory_error(path: str) -> IsADirectoryError:
+    return IsADirectoryError(
+        f"the session store database {path!r} is a directory; name a file in it instead, "
+        f"e.g. {str(Path(path) / 'sessions.db')!r}"
+    )
+
+
+def _empty_database() -> sqlite3.Connection:
+    """A private in-memory database with the store's tables: what a read-only store reads before a file exists."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.executescript(_SCHEMA)
+    conn.execute("PRAGMA query_only = ON")  # writes fail as they would on the read-only file
+    return conn
+
+
+def _naming_database(error: sqlite3.Error, path: str) -> sqlite3.Error:
+    """``error`` again (same class, code and name) with the database file in its message, if it is not there."""
+    message = str(error)
+    if path in message:
+        return error
+    named = type(error)(f"{message} (session store database {path})")
+    for attribute in ("sqlite_errorcode", "sqlite_errorname"):
+        if hasattr(error, attribute):
+            setattr(named, attribute, getattr(error, attribute))
+    return named
+
+
 class SQLiteSessionStore(ThreadedSessionStore):
     """A ``SessionStore`` in one SQLite file (see the module docstring for path resolution and locking)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         super().__init__(max_threads=1)
         path = default_database_path() if path is None else checked_path(path, "the SQLite database path")
         self.path = str(path) if str(path) == ":memory:" else str(Path(path).expanduser())
+        self.read_only = read_only and self.path != ":memory:"
         self._conn: sqlite3.Connection | None = None
+        self._empty: sqlite3.Connection | None = None  # read-only, before the file exists
         self._open_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SQLiteSessionStore({self.path!r})"
+        return f"SQLiteSessionStore({self.path!r}{', read_only=True' if self.read_only else ''})"
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await super()._call(fn, *args)
+        except sqlite3.Error as error:
+            named = _naming_database(error, self.path)
+            if named is error:
+                raise
+            raise named from error
 
     # -- connection --
 
     def _connection(self) -> sqlite3.Connection:
         with self._open_lock:
             if self._conn is None:
-                self._conn = self._open()
+                if not self.read_only:
+                    self._conn = self._open()
+                else:
+                    conn = self._open_read_only()
+                    if conn is None:  # no database yet: read as empty, and look again on the next call
+                        if self._empty is None:
+                            self._empty = _empty_database()
+                        return self._empty
+                    self._conn = conn
             return self._conn
+
+    def _open_read_only(self) -> sqlite3.Connection | None:
+        """A ``mode=ro`` connection (``immutable=1`` on a read-only directory); None if there is no store yet.
+
+        Nothing is created or changed: no directory, no file, no schema, no journal mode. In a writable directory
+        SQLite itself adds the ``-wal``/``-shm`` files a reader of a WAL database needs (a writer reuses them).
+        Where they cannot be created (a read-only directory or mount) and no write-ahead log is pending, the file
+        is opened ``immutable=1``; a pending log there cannot be read, which is an error naming it.
+        """
+        path = Path(self.path)
+        if path.is_dir():
+            raise _directory_error(self.path)
+        if not path.exists():
+            return None
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+        try:
+            conn = self._probed(uri)
+        except sqlite3.OperationalError as error:
+            # a read-only mount says CANTOPEN, a folder without write permission READONLY_CANTINIT (or the like)
+            name = getattr(error, "sqlite_errorname", "")
+            if not (name == "SQLITE_CANTOPEN" or name.startswith("SQLITE_READONLY")) or os.access(path.parent, os.W_OK):
+                raise
+            wal = Path(f"{self.path}-wal")
+            if wal.exists() and wal.stat().st_size > 0 and not Path(f"{self.path}-shm").exists():
+                raise sqlite3.OperationalError(
+                    f"cannot read {self.path} read-only: its write-ahead log {wal} is pending and reading it needs "
+                    f"{self.path}-shm, which cannot be created in the read-only folder {path.parent}; open the store "
+                    "once where it is writable (any command) to checkpoint the log"
+                ) from error
+            conn = self._probed(uri + "&immutable=1")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            self._check_version(version)
+            tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except BaseException:
+            conn.close()
+            raise
+        if not tables:
+            conn.close()
+            return None
+        if not {"session_entries", "session_summaries"} <= tables:
+            conn.close()
+            raise sqlite3.OperationalError(
+                f"{self.path} is a SQLite database but not a session store (it has no session_entries and "
+                "session_summaries tables); check --store / $SESSION_STORE_DB"
+            )
+        return conn
+
+    @staticmethod
+    def _probed(uri: str) -> sqlite3.Connection:
+        """``uri`` opened and read once (SQLite opens the file, and a WAL database's index, only when asked)."""
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has session-store schema version {version}, newer than the {SCHEMA_VERSION} "
+                "this version of session-store-compat understands; upgrade the package to open it"
+            )
 
     def _open(self) -> sqlite3.Connection:
         if self.path != ":memory:":
             if Path(self.path).is_dir():
-                raise IsADirectoryError(
-                    f"the session store database {self.path!r} is a directory; name a file in it instead, "
-                    f"e.g. {str(Path(self.path) / 'sessions.db')!r}"
-                )
+                raise _directory_error(self.path)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(
@@ -187,21 +313,31 @@ class SQLiteSessionStore(ThreadedSessionStore):
             conn.execute("PRAGMA synchronous=NORMAL")
             with self._transaction(conn):
                 (version,) = conn.execute("PRAGMA user_version").fetchone()
-                if version > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"{self.path} has session-store schema version {version}, newer than the {SCHEMA_VERSION} "
-                        "this version of session-store-compat understands; upgrade the package to open it"
-                    )
+                self._check_version(version)
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 if version < SCHEMA_VERSION:
                     _add_content_hashes(conn)
                 conn.execute(_CONTENT_INDEX)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if self.path == ":memory:" or self._writable():
+                raise
+            raise _naming_database(
+                error,
+                f"{self.path}, which is read-only (or in a read-only folder); "
+                "the commands that only read (list, show, subagents, resume) still work",
+            ) from error
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _writable(self) -> bool:
+        """Whether this process may write the database file and create its journal beside it."""
+        path = Path(self.path)
+        return os.access(path.parent, os.W_OK) and (not path.exists() or os.access(path, os.W_OK))
 
     @staticmethod
     @contextmanager
@@ -325,6 +461,7 @@ class SQLiteSessionStore(ThreadedSessionStore):
 
     def _close_blocking(self) -> None:
         with self._open_lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            for conn in (self._conn, self._empty):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._empty = None

@@ -1,4 +1,10 @@
-"""``list``, ``show`` and ``subagents``: the store-backed readers (SPEC §6) for the project of a :class:`Scope`."""
+"""``list``, ``show`` and ``subagents``: the store-backed readers (SPEC §6) for the project of a :class:`Scope`.
+
+Transcript text is untrusted: every value shown has its control characters made visible
+(:func:`~session_store.cli.output.visible`). Table cells and header values keep none (a newline in a title
+shows as ``\\n``); a message body in ``show`` keeps its line breaks (``\\n`` and ``\\r\\n`` start a new
+line) and tabs, and shows any other control, a lone ``\\r`` included, as an escape.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from ..reading import (
     list_subagents_from_store,
 )
 from ..types import SessionMessage, SessionStore
-from .output import Report, format_table, format_time, one_line
+from .output import Report, format_table, format_time, one_line, visible
 from .running import CliError
 from .scope import Scope, as_json, require_session, require_session_id
 
@@ -42,12 +48,13 @@ async def list_command(store: SessionStore, scope: Scope, limit: int | None = No
 def _block_lines(block: Any, tool_names: dict[str, str]) -> list[str]:
     """How one content block of a message reads in ``show``."""
     if not isinstance(block, dict):
-        return [str(block)]
+        return [visible(str(block))]
     kind = block.get("type")
     if kind == "text":
-        return str(block.get("text", "")).splitlines() or [""]
+        text = str(block.get("text", "")).replace("\r\n", "\n")
+        return [visible(line, keep="\t") for line in text.split("\n")] if text else [""]
     if kind == "tool_use":
-        name = str(block.get("name", "?"))
+        name = visible(str(block.get("name", "?")))
         tool_names[str(block.get("id", ""))] = name
         arguments = block.get("input")
         if not isinstance(arguments, dict):
@@ -65,7 +72,7 @@ def _block_lines(block: Any, tool_names: dict[str, str]) -> list[str]:
         return [f"← {name}: {one_line(lines[0] if lines else '', 90)}{more}"]
     if kind == "thinking":
         return ["(thinking)"]
-    return [f"[{kind}]"]
+    return [f"[{visible(str(kind))}]"]
 
 
 def format_messages(messages: Sequence[SessionMessage]) -> str:
@@ -76,7 +83,7 @@ def format_messages(messages: Sequence[SessionMessage]) -> str:
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
         lines = [line for block in blocks for line in _block_lines(block, tool_names)]
         for index, line in enumerate(lines or [""]):
-            out.append(f"{message.type if index == 0 else '':<10} {line}".rstrip())
+            out.append(f"{visible(str(message.type)) if index == 0 else '':<10} {line}".rstrip())
     return "\n".join(out)
 
 
@@ -108,7 +115,7 @@ async def show_command(
             ("First prompt", one_line(info.first_prompt, 100) or "-"),
         ]
     header.append(("Messages", str(len(messages))))
-    text = "\n".join(f"{label + ':':<14}{value}" for label, value in header)
+    text = "\n".join(f"{label + ':':<14}{visible(value)}" for label, value in header)
     if messages:
         text += "\n\n" + format_messages(messages)
     data = {"session": as_json(info), "messages": [as_json(message) for message in messages]}
@@ -128,7 +135,9 @@ async def _show_subagent(
             listed = ", ".join(known) if known else "none"
             raise CliError(f"session {session_id} has no subagent {agent_id!r} (its subagents: {listed})")
     parent = next((m.parent_tool_use_id for m in messages if m.parent_tool_use_id), None)
-    text = f"{'Session:':<14}{session_id}\n{'Subagent:':<14}{agent_id}\n{'Tool use:':<14}{parent or '-'}"
+    text = (
+        f"{'Session:':<14}{session_id}\n{'Subagent:':<14}{visible(agent_id)}\n{'Tool use:':<14}{visible(parent or '-')}"
+    )
     text += f"\n{'Messages:':<14}{len(messages)}"
     if messages:
         text += "\n\n" + format_messages(messages)

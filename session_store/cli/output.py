@@ -1,22 +1,44 @@
-"""What the ``session-store`` command line prints, and where (SPEC §6).
+r"""What the ``session-store`` command line prints, and where (SPEC §6).
 
 A command returns a :class:`Report` (its JSON document and its text for people); while it runs it narrates and
 warns through a :class:`Console` and may draw a :class:`ProgressBar` on a terminal. The helpers below turn
 store records into table cells: :func:`format_table`, :func:`format_time`, :func:`one_line`, and
 :func:`redact_url` so a store password never reaches the screen. Nothing here knows about stores or commands.
+
+Terminal safety: transcripts are untrusted text, and a terminal obeys control characters (ESC starts window
+titles, OSC 8 hyperlinks, erase-line and clear-screen sequences; 0x9b is a one-byte CSI). :func:`visible`
+writes every C0 control, DEL and C1 control as an escape (``\x1b``, ``\x9b``, ``\r``), keeping only the
+ones asked for: table cells and one-line values keep none (a newline shows as ``\n``), the text of a report or
+a message keeps newline and tab. :func:`json_text` escapes DEL and C1 as ``\u00XX`` (``json.dumps`` escapes
+only C0). The :class:`Console` and the final print of a report apply these, so nothing reaches the terminal raw.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["PROG", "Console", "ProgressBar", "Report", "format_table", "format_time", "one_line", "redact_url"]
+from ..redaction import redact, redact_url
+
+__all__ = [
+    "PROG",
+    "Console",
+    "ProgressBar",
+    "Report",
+    "format_table",
+    "format_time",
+    "json_text",
+    "one_line",
+    "redact_url",
+    "shown",
+    "visible",
+]
 
 PROG = "session-store"
 """The command's name, which starts every line it writes on stderr."""
@@ -31,23 +53,57 @@ class Report:
     status: int = 0
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_JSON_UNESCAPED_CONTROL = re.compile("[\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _NAMED_ESCAPES.get(char) or f"\\x{ord(char):02x}"
+
+
+def visible(text: str, keep: str = "") -> str:
+    """``text`` with each C0 control, DEL and C1 control not in ``keep`` written as an escape (``\\x1b``)."""
+    if not keep:
+        return _CONTROL.sub(_escape, text)
+    return _CONTROL.sub(lambda match: match.group() if match.group() in keep else _escape(match), text)
+
+
+def shown(text: str, *, url: str | None = None) -> str:
+    """A message for the terminal: the secrets of ``url`` (and of any URL in it) redacted, controls visible."""
+    return visible(redact(text, url=url), keep="\n\t")
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON with every control character escaped (DEL and C1 too, as ``\\u00XX``)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return _JSON_UNESCAPED_CONTROL.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 @dataclass
 class Console:
-    """Where live output goes: narration on stdout (text mode only), warnings and notes on stderr."""
+    """Where live output goes: narration on stdout (text mode only), warnings and notes on stderr.
+
+    Everything printed has its control characters made visible (newline and tab kept); notes and warnings are
+    also redacted (:func:`~session_store.redaction.redact`) with ``store_url``'s secrets, as they may carry a
+    driver's error.
+    """
 
     json_mode: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    store_url: str | None = None
 
     def say(self, text: str) -> None:
         if not self.json_mode:
-            print(text, file=self.out, flush=True)
+            print(visible(text, keep="\n\t"), file=self.out, flush=True)
 
     def note(self, text: str) -> None:
-        print(f"{PROG}: {text}", file=self.err, flush=True)
+        print(f"{PROG}: {shown(text, url=self.store_url)}", file=self.err, flush=True)
 
     def warn(self, text: str) -> None:
-        print(f"{PROG}: warning: {text}", file=self.err, flush=True)
+        print(f"{PROG}: warning: {shown(text, url=self.store_url)}", file=self.err, flush=True)
 
 
 class ProgressBar:
@@ -95,14 +151,26 @@ class ProgressBar:
 
 
 def one_line(text: str | None, limit: int) -> str:
-    """``text`` with whitespace collapsed, cut to ``limit`` characters with an ellipsis."""
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """``text`` with whitespace collapsed and controls visible, cut to ``limit`` characters with an ellipsis.
+
+    The cut never splits an escape such as ``\\x1b``: it falls before it.
+    """
+    pieces = [visible(char) for char in " ".join((text or "").split())]
+    if sum(map(len, pieces)) <= limit:
+        return "".join(pieces)
+    kept: list[str] = []
+    room = limit - 1
+    for piece in pieces:
+        if len(piece) > room:
+            break
+        kept.append(piece)
+        room -= len(piece)
+    return "".join(kept) + "…"
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    """Left-aligned columns, two spaces apart, trailing blanks removed."""
-    table = [list(headers), *(list(row) for row in rows)]
+    """Left-aligned columns, two spaces apart, trailing blanks removed; controls in cells are made visible."""
+    table = [list(headers), *([visible(cell) for cell in row] for row in rows)]
     widths = [max(len(row[column]) for row in table) for column in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in table
@@ -114,14 +182,3 @@ def format_time(epoch_ms: int | None) -> str:
     if epoch_ms is None:
         return "-"
     return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))

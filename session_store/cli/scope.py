@@ -50,9 +50,14 @@ def default_store_url() -> str:
     return os.environ.get(STORE_URL_ENV) or sqlite_url(default_database_path())
 
 
-async def with_store(url: str, command: Callable[[SessionStore], Coroutine[Any, Any, T]]) -> T:
-    """Open the store at ``url``, run ``command(store)`` and close the store (if it has a ``close``)."""
-    store = open_store(url)
+async def with_store(
+    url: str, command: Callable[[SessionStore], Coroutine[Any, Any, T]], *, read_only: bool = False
+) -> T:
+    """Open the store at ``url``, run ``command(store)`` and close the store (if it has a ``close``).
+
+    ``read_only``: a command that only reads opens a SQLite file read-only (see ``open_store``).
+    """
+    store = open_store(url, read_only=read_only)
     try:
         return await command(store)
     finally:
