@@ -20,13 +20,32 @@ Key layout (``P`` is the prefix, default ``session-store``; ``pk``, ``sid`` and 
     P:{pk:sid}:subkeys            set     the session's subpaths (raw)
     P:{pk:sid}:summary            string  {"mtime": epoch ms, "data": the fold's opaque data}
     P:{pk}:sessions               zset    session id -> mtime: the index behind list_sessions
+    P:{pk}:summaries              hash    session id -> the summary JSON, for the index's confirmed ids
+    P:projects                    set     every project key that ever had a session (list_projects)
 
 Redis Cluster: every key of one session shares the hash tag ``{pk:sid}``, so each append, load and delete is a
-single-slot transaction. The project index carries the tag ``{pk}`` (another slot) and is written outside the
-session's transaction: before it when a session is created (``ZADD NX``, so a crash cannot leave a stored
-session unlisted) and after it to advance the score (``ZADD GT``); a delete removes the id after deleting the
-session. Listing therefore checks each indexed id against its summary and skips ids whose session is gone.
-A delete racing an append of the same session may leave that session out of the index until its next append.
+single-slot transaction. The project's index and summary hash share the tag ``{pk}`` (another slot) and are
+written outside the session's transaction, so the index says how far it can be trusted: a **positive** score is
+a *confirmed* id (the session's summary mtime, and its summary is in the hash); a **negative** score marks an
+id *in flux* (being created, being deleted, or left so by a crash), which listing checks against the session's
+own summary key (one ``GET`` each; normally none) and repairs in place. Every step is single-slot:
+
+- creating a session: ``ZADD NX`` the id with the mark ``-mtime`` before the transaction (so a crash cannot
+  leave a stored session unlisted: the mark stays and listing finds the session), then, after ``EXEC``, one
+  script on ``{pk}`` confirms it (score ``mtime``, summary into the hash) if the mark is still its own;
+- appending to a session: after ``EXEC`` the script advances the score and the hash entry (never backwards);
+  if the id is in flux it is re-marked ``-mtime`` instead (a concurrent delete's mark is never confirmed);
+- deleting: mark the id ``-(now + 0.5)`` (``ZADD XX``), delete the session's keys, then remove the id and its
+  hash entry only if the mark is still there (an append that recreated the session meanwhile keeps it listed);
+- listing: one script returns the index and (for summaries) the hash as one JSON string (one round trip, one C
+  parse, where a per-id ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with one ``GET``
+  each and confirmed (score and hash from the session's summary, if the mark did not change meanwhile) or,
+  once gone for :data:`IN_FLUX_GRACE_MS`, removed.
+
+One window stays: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
+score and hash entry at the previous append (consistent with each other, one append behind) until the
+session's next append. Ids indexed by earlier versions (positive, no hash entry) get their summary read and
+copied into the hash by the first ``list_session_summaries``.
 Configure ``maxmemory-policy noeviction``: an evicted key silently loses transcript lines.
 
 Append: ``WATCH`` the key's uuid set (and the summary for a main append), read which uuids are known, read the
@@ -40,6 +59,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -66,6 +86,77 @@ DEFAULT_PREFIX = "session-store"
 MAX_TRANSACTION_ATTEMPTS = 100
 """How often an append or delete retries after a concurrent writer invalidated its ``WATCH``."""
 
+IN_FLUX_GRACE_MS = 60_000
+"""An id in flux whose session has no summary is removed from the index by listing only after this long (an
+append creating it may still be on its way)."""
+
+# The project-slot scripts (KEYS[1] = P:{pk}:sessions, KEYS[2] = P:{pk}:summaries). Scores are exact integers
+# (epoch ms < 2^53); ids in flux have negative scores.
+_CONFIRM_APPEND = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local mtime = tonumber(ARGV[2])
+if not score then
+  redis.call('ZADD', KEYS[1], -mtime, ARGV[1])
+  return 0
+end
+score = tonumber(score)
+if score >= 0 or score == -mtime then
+  if mtime > score then
+    redis.call('ZADD', KEYS[1], mtime, ARGV[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  end
+  return 1
+end
+redis.call('ZADD', KEYS[1], -mtime, ARGV[1])
+return 0
+"""
+"""After an append's EXEC (ARGV: id, mtime, summary JSON): advance a confirmed id (never backwards), confirm a
+new id still carrying its creator's mark ``-mtime`` (mtimes of one session only grow, so no other append can
+carry it); re-mark any other id in flux, or an id a concurrent delete removed, as ``-mtime`` for listing to
+check."""
+
+_REPAIR = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  if ARGV[3] == '' then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+  end
+  return 1
+end
+return 0
+"""
+"""If the id's score is still ARGV[2]: confirm it with mtime ARGV[3] and summary ARGV[4], or remove it (and
+its hash entry) when ARGV[3] is ''. Returns 1 when it acted."""
+
+_MARK = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and (ARGV[2] == '' or tonumber(score) == tonumber(ARGV[2])) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+"""Mark an indexed id in flux (score ARGV[3]) if its score is still ARGV[2] ('': whatever it is)."""
+
+_SNAPSHOT = """
+local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {}
+for i = 1, #index do out[i] = cjson.encode(index[i]) end
+local text = '[[' .. table.concat(out, ',') .. ']'
+if ARGV[1] == '1' then
+  local hash = redis.call('HGETALL', KEYS[2])
+  local fields = {}
+  for i = 1, #hash, 2 do fields[#fields + 1] = cjson.encode(hash[i]) .. ':' .. hash[i + 1] end
+  text = text .. ',{' .. table.concat(fields, ',') .. '}'
+end
+return text .. ']'
+"""
+"""The index (flat id, score list) and, with ARGV[1] == '1', the summary hash, as one JSON text."""
+
 T = TypeVar("T")
 
 
@@ -83,6 +174,7 @@ class RedisKeys:
     def __init__(self, prefix: str, project_key: str, session_id: str) -> None:
         self._session = f"{prefix}{{{_escape(project_key)}:{_escape(session_id)}}}"
         self.index = f"{prefix}{{{_escape(project_key)}}}:sessions"
+        self.summaries = f"{prefix}{{{_escape(project_key)}}}:summaries"
         self.summary = f"{self._session}:summary"
         self.subkeys = f"{self._session}:subkeys"
 
@@ -164,6 +256,8 @@ class RedisSessionStore(ThreadedSessionStore):
         self._lazy_cluster: Callable[[], RedisCluster] | None = None
         self._built_client: redis.Redis | RedisCluster | None = None
         self._client_lock = threading.Lock()
+        self._scripts: dict[str, Any] = {}
+        self._projects_key = f"{self._prefix}projects"
         if isinstance(url_or_client, str):
             scheme = url_or_client.partition("://")[0].lower()
             self._cluster = cluster or scheme.endswith("+cluster")
@@ -231,8 +325,9 @@ class RedisSessionStore(ThreadedSessionStore):
     ) -> tuple[int, str]:
         """Read the watched summary and the server clock; return the new mtime and the folded summary JSON.
 
-        A new session is added to the project index now (``ZADD NX``), before its transaction: a crash
-        in between leaves an id that listing skips, never a stored session that is not listed.
+        A new session is added to the project index now, marked in flux (``ZADD NX`` with score ``-mtime``),
+        before its transaction: a crash in between leaves an id that listing checks and skips, never a stored
+        session that is not listed. The project joins the registry behind ``list_projects`` at the same time.
         """
         session_id = key["session_id"]
         raw = pipe.get(keys.summary)
@@ -241,8 +336,8 @@ class RedisSessionStore(ThreadedSessionStore):
             saved = json.loads(raw)
             previous = {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
         summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe, keys))
-        if previous is None:  # on a cluster through the client: the index is in another slot than the session
-            (self._client if self._cluster else pipe).zadd(keys.index, {session_id: summary["mtime"]}, nx=True)
+        if previous is None:  # through the client: the index is in another slot than the session
+            self._register_new_session(key["project_key"], keys, session_id, summary["mtime"])
         return summary["mtime"], encode_json({"mtime": summary["mtime"], "data": summary["data"]})
 
     # -- SessionStore, blocking halves --
@@ -254,7 +349,10 @@ class RedisSessionStore(ThreadedSessionStore):
         uuids = [uuid for entry in batch if (uuid := entry_uuid(entry)) is not None]
         watched = [keys.uuids(subpath)] if subpath is not None else [keys.uuids(None), keys.summary]
 
+        summary_json = ""
+
         def write(pipe: Pipeline) -> int | None:
+            nonlocal summary_json
             presence = pipe.smismember(keys.uuids(subpath), uuids) if uuids else []
             known = {uuid for uuid, present in zip(uuids, presence, strict=True) if present}
             stored = [entry for entry in batch if entry_uuid(entry) not in known]
@@ -275,40 +373,103 @@ class RedisSessionStore(ThreadedSessionStore):
 
         mtime = self._transaction(watched, write)
         if mtime is not None:
-            self._client.zadd(keys.index, {session_id: mtime}, gt=True)
+            self._confirm_append(keys, session_id, mtime, summary_json)
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
         raw: list[bytes | str] = self._client.lrange(self._keys(project_key, session_id).entries(subpath), 0, -1)
         return [decode_entry(item) for item in raw] or None
 
-    def _indexed_sessions(self, project_key: str) -> list[tuple[str, float]]:
-        index = RedisKeys(self._prefix, project_key, "").index
-        members = cast(list[tuple[bytes | str, float]], self._client.zrange(index, 0, -1, withscores=True))
-        return [(_text(member), score) for member, score in members]
+    # -- the project index (see "Redis Cluster" in the module docstring) --
 
-    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
-        indexed = self._indexed_sessions(project_key)
-        with self._client.pipeline(transaction=False) as pipe:
-            for session_id, _ in indexed:
-                pipe.exists(self._keys(project_key, session_id).summary)
-            present = pipe.execute()
-        return [
-            {"session_id": session_id, "mtime": int(score)}
-            for (session_id, score), exists in zip(indexed, present, strict=True)
-            if exists
-        ]
+    def _script(self, source: str) -> Any:
+        with self._client_lock:
+            script = self._scripts.get(source)
+        if script is None:
+            script = self._client.register_script(source)
+            with self._client_lock:
+                self._scripts[source] = script
+        return script
 
-    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
-        indexed = self._indexed_sessions(project_key)
+    def _register_new_session(self, project_key: str, keys: RedisKeys, session_id: str, mtime: int) -> None:
+        """Mark a session about to be created in flux (``-mtime``, lowering any other mark) and register the
+        project (one pipelined round trip; the two keys may live on different cluster nodes)."""
         with self._client.pipeline(transaction=False) as pipe:
-            for session_id, _ in indexed:
+            pipe.zadd(keys.index, {session_id: -mtime}, lt=True)
+            pipe.sadd(self._projects_key, project_key)
+            pipe.execute()
+
+    def _confirm_append(self, keys: RedisKeys, session_id: str, mtime: int, summary_json: str) -> None:
+        self._script(_CONFIRM_APPEND)(keys=[keys.index, keys.summaries], args=[session_id, mtime, summary_json])
+
+    def _repair(self, keys: RedisKeys, session_id: str, seen: float, summary_json: str | None) -> bool:
+        """Confirm the id from ``summary_json`` (remove it when None) if its score is still ``seen``."""
+        if summary_json is None:
+            args = [session_id, repr(seen), "", ""]
+        else:
+            args = [session_id, repr(seen), json.loads(summary_json)["mtime"], summary_json]
+        return bool(self._script(_REPAIR)(keys=[keys.index, keys.summaries], args=args))
+
+    def _mark_in_flux(self, keys: RedisKeys, session_id: str, *, if_score: float | None = None) -> float | None:
+        """Mark an indexed id in flux (``-(now + 0.5)``, never an append's mark); the mark, or None when the
+        id is not indexed (or no longer at ``if_score``)."""
+        mark = -(time.time_ns() // 1_000_000 + 0.5)
+        args = [session_id, "" if if_score is None else repr(if_score), repr(mark)]
+        return mark if self._script(_MARK)(keys=[keys.index, keys.summaries], args=args) else None
+
+    def _snapshot(self, project_key: str, *, summaries: bool) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+        """The project's index (id, score) and, with ``summaries``, its summary hash: one script, one round trip,
+        one JSON parse."""
+        keys = RedisKeys(self._prefix, project_key, "")
+        raw = self._script(_SNAPSHOT)(keys=[keys.index, keys.summaries], args=["1" if summaries else "0"])
+        parsed = json.loads(raw)
+        flat: list[str] = parsed[0]
+        index = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return index, (parsed[1] if summaries else {})
+
+    def _settle(self, project_key: str, pending: list[tuple[str, float]]) -> dict[str, dict[str, Any]]:
+        """Check ids in flux (or without a hash entry) against their sessions' summaries: confirm those that
+        exist, remove those gone for :data:`IN_FLUX_GRACE_MS`; the summaries of the sessions that exist."""
+        if not pending:
+            return {}
+        with self._client.pipeline(transaction=False) as pipe:
+            for session_id, _ in pending:
                 pipe.get(self._keys(project_key, session_id).summary)
             raw_summaries = pipe.execute()
-        summaries: list[SessionSummaryEntry] = []
-        for (session_id, _), raw in zip(indexed, raw_summaries, strict=True):
+        found: dict[str, dict[str, Any]] = {}
+        now_ms = time.time_ns() // 1_000_000
+        for (session_id, score), raw in zip(pending, raw_summaries, strict=True):
+            keys = self._keys(project_key, session_id)
             if raw is not None:
-                saved = json.loads(raw)
+                found[session_id] = json.loads(raw)
+                self._repair(keys, session_id, score, _text(raw))
+            elif score < 0 and -score < now_ms - IN_FLUX_GRACE_MS:
+                self._repair(keys, session_id, score, None)
+        return found
+
+    def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        index, _ = self._snapshot(project_key, summaries=False)
+        rows: list[SessionStoreListEntry] = [
+            {"session_id": session_id, "mtime": int(score)} for session_id, score in index if score >= 0
+        ]
+        settled = self._settle(project_key, [(session_id, score) for session_id, score in index if score < 0])
+        rows.extend({"session_id": session_id, "mtime": saved["mtime"]} for session_id, saved in settled.items())
+        return rows
+
+    def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        index, hashed = self._snapshot(project_key, summaries=True)
+        summaries: list[SessionSummaryEntry] = []
+        pending: list[tuple[str, float]] = []
+        for session_id, score in index:
+            saved = hashed.get(session_id) if score >= 0 else None
+            if saved is None:
+                pending.append((session_id, score))  # in flux, or indexed by an earlier version (no hash entry)
+            else:
                 summaries.append({"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]})
+        settled = self._settle(project_key, pending)
+        summaries.extend(
+            {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
+            for session_id, saved in settled.items()
+        )
         return summaries
 
     def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
@@ -319,8 +480,22 @@ class RedisSessionStore(ThreadedSessionStore):
                 pipe.srem(keys.subkeys, subpath)
                 pipe.execute()
             return
+        mark = self._mark_in_flux(keys, session_id)
+        self._delete_session(keys, before_ms=None)
+        if mark is not None:
+            self._repair(keys, session_id, mark, None)
 
-        def delete_session(pipe: Pipeline) -> None:
+    def _delete_session(self, keys: RedisKeys, *, before_ms: int | None) -> int | bool | None:
+        """Delete every key of the session in one transaction; with ``before_ms``, only if its summary's mtime
+        is older (WATCHed: an append landing meanwhile aborts it). Returns the deleted summary's mtime (None
+        without a summary), or False when the session was kept."""
+
+        def delete_session(pipe: Pipeline) -> int | bool | None:
+            raw = pipe.get(keys.summary)
+            mtime: int | None = json.loads(raw)["mtime"] if raw is not None else None
+            if before_ms is not None and (mtime is None or mtime >= before_ms):
+                pipe.unwatch()
+                return False
             subpaths = [_text(member) for member in pipe.smembers(keys.subkeys)]
             pipe.multi()
             pipe.delete(
@@ -332,9 +507,41 @@ class RedisSessionStore(ThreadedSessionStore):
                 *[keys.uuids(sub) for sub in subpaths],
             )
             pipe.execute()
+            return mtime
 
-        self._transaction([keys.subkeys], delete_session)
-        self._client.zrem(keys.index, session_id)
+        return self._transaction([keys.subkeys, keys.summary], delete_session)
+
+    # -- retention (session_store.retention) --
+
+    def _list_projects_blocking(self) -> list[str]:
+        projects = sorted(_text(member) for member in self._client.smembers(self._projects_key))
+        with self._client.pipeline(transaction=False) as pipe:
+            for project_key in projects:
+                pipe.exists(RedisKeys(self._prefix, project_key, "").index)
+            present = pipe.execute()
+        return [project_key for project_key, exists in zip(projects, present, strict=True) if exists]
+
+    def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        """Confirmed ids scored before ``before_ms``: ``ZRANGE BYSCORE 0 (before_ms``, an index range."""
+        index = RedisKeys(self._prefix, project_key, "").index
+        members = cast(
+            list[tuple[bytes | str, float]],
+            self._client.zrangebyscore(index, 0, f"({before_ms}", withscores=True),
+        )
+        return [(_text(member), int(score)) for member, score in members]
+
+    def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
+        keys = self._keys(project_key, session_id)
+        mark = self._mark_in_flux(keys, session_id, if_score=seen_mtime)
+        if mark is None:
+            return None  # appended to (or deleted) since it was listed
+        deleted = self._delete_session(keys, before_ms=before_ms)
+        if deleted is False:  # an append landed: confirm the id again from the session's summary
+            raw = self._client.get(keys.summary)
+            self._repair(keys, session_id, mark, _text(raw) if raw is not None else None)
+            return None
+        self._repair(keys, session_id, mark, None)
+        return deleted if isinstance(deleted, int) else seen_mtime
 
     def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
         members = self._client.smembers(self._keys(project_key, session_id).subkeys)

@@ -31,6 +31,7 @@ from .import_folder import import_command
 from .mirror import mirror_command
 from .output import PROG, Console, Report
 from .parser import build_parser
+from .prune import prune_command
 from .resume_into import resume_command
 from .running import (
     BACKENDS,
@@ -93,6 +94,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
                 interval=args.interval,
                 from_start=args.from_start,
             )
+        if name == "prune":
+            return await prune_command(store, args.store, args.older_than, args.directory, dry_run=args.dry_run)
         raise CliError(f"unknown command {name!r}", EXIT_USAGE)  # argparse already rejects these
 
     return run
