@@ -45,7 +45,8 @@ own summary key (one ``GET`` each; normally none) and repairs in place. Every st
 One window stays: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
 score and hash entry at the previous append (consistent with each other, one append behind) until the
 session's next append. Ids indexed by earlier versions (positive, no hash entry) get their summary read and
-copied into the hash by the first ``list_session_summaries``.
+copied into the hash by the first ``list_session_summaries`` of the project, which also removes the ids such an
+index still names for sessions that are gone (until then ``list_sessions`` lists them).
 Configure ``maxmemory-policy noeviction``: an evicted key silently loses transcript lines.
 
 Append: ``WATCH`` the key's uuid set (and the summary for a main append), read which uuids are known, read the
@@ -258,6 +259,7 @@ class RedisSessionStore(ThreadedSessionStore):
         self._client_lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
         self._projects_key = f"{self._prefix}projects"
+        self._registered: set[str] = set()  # projects this store has added to the registry
         if isinstance(url_or_client, str):
             scheme = url_or_client.partition("://")[0].lower()
             self._cluster = cluster or scheme.endswith("+cluster")
@@ -336,8 +338,8 @@ class RedisSessionStore(ThreadedSessionStore):
             saved = json.loads(raw)
             previous = {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
         summary = fold_stamped_summary(key, previous, stored, self._server_time_ms(pipe, keys))
-        if previous is None:  # through the client: the index is in another slot than the session
-            self._register_new_session(key["project_key"], keys, session_id, summary["mtime"])
+        if previous is None:  # on a cluster through the client: the index is in another slot than the session
+            self._register_new_session(pipe, key["project_key"], keys, session_id, summary["mtime"])
         return summary["mtime"], encode_json({"mtime": summary["mtime"], "data": summary["data"]})
 
     # -- SessionStore, blocking halves --
@@ -390,13 +392,17 @@ class RedisSessionStore(ThreadedSessionStore):
                 self._scripts[source] = script
         return script
 
-    def _register_new_session(self, project_key: str, keys: RedisKeys, session_id: str, mtime: int) -> None:
-        """Mark a session about to be created in flux (``-mtime``, lowering any other mark) and register the
-        project (one pipelined round trip; the two keys may live on different cluster nodes)."""
-        with self._client.pipeline(transaction=False) as pipe:
-            pipe.zadd(keys.index, {session_id: -mtime}, lt=True)
-            pipe.sadd(self._projects_key, project_key)
-            pipe.execute()
+    def _register_new_session(
+        self, pipe: Pipeline, project_key: str, keys: RedisKeys, session_id: str, mtime: int
+    ) -> None:
+        """Mark a session about to be created in flux (``-mtime``, lowering any other mark) and, the first time
+        this store sees the project, add it to the project registry."""
+        client = self._client if self._cluster else pipe  # pipe: watched, commands run at once
+        client.zadd(keys.index, {session_id: -mtime}, lt=True)
+        if project_key not in self._registered:
+            client.sadd(self._projects_key, project_key)
+            with self._client_lock:
+                self._registered.add(project_key)
 
     def _confirm_append(self, keys: RedisKeys, session_id: str, mtime: int, summary_json: str) -> None:
         self._script(_CONFIRM_APPEND)(keys=[keys.index, keys.summaries], args=[session_id, mtime, summary_json])
@@ -442,7 +448,9 @@ class RedisSessionStore(ThreadedSessionStore):
             if raw is not None:
                 found[session_id] = json.loads(raw)
                 self._repair(keys, session_id, score, _text(raw))
-            elif score < 0 and -score < now_ms - IN_FLUX_GRACE_MS:
+            elif score >= 0 or -score < now_ms - IN_FLUX_GRACE_MS:
+                # a confirmed id without a session: only an earlier version's index leaves those (a delete
+                # marks the id before deleting); an id in flux: its creation never happened
                 self._repair(keys, session_id, score, None)
         return found
 
