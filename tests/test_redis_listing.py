@@ -9,6 +9,7 @@ exactly the sessions that exist, repair the index, and cost one script call (``I
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
@@ -96,12 +97,14 @@ async def test_a_crash_before_exec_of_a_new_session_is_not_listed_and_goes_after
         await store.append(key(str(uuid.uuid4())), [entry(0)])  # another session, listed throughout
         keys = store._keys(PROJECT, session_id)
         with store._client.pipeline(transaction=True) as pipe:
-            store._register_new_session(pipe, PROJECT, keys, session_id, 1_000)  # marked, then the process died
+            pipe.watch(keys.summary)  # as in an append: commands on the watched pipe run at once
+            mtime = time.time_ns() // 1_000_000
+            store._register_new_session(pipe, PROJECT, keys, session_id, mtime)  # marked, then the process died
         assert session_id in scores(store)
         listed, summarized = await ids(store)
         assert session_id not in listed and session_id not in summarized
         assert session_id in scores(store)  # a creation may still be on its way: kept during the grace
-        stale = -(store._client.time()[0] * 1000 - 2 * IN_FLUX_GRACE_MS)
+        stale = -(mtime - 2 * IN_FLUX_GRACE_MS)
         store._client.zadd(keys.index, {session_id: stale})
         await store.list_sessions(PROJECT)
         assert session_id not in scores(store)
