@@ -145,6 +145,20 @@ return 0
 
 _SNAPSHOT = """
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local out = {#index, table.concat(index, '\\n')}
+if ARGV[1] == '1' then
+  local hash = redis.call('HGETALL', KEYS[2])
+  out[3] = #hash
+  out[4] = table.concat(hash, '\\n')
+end
+return out
+"""
+"""The index (flat id, score list) and, with ARGV[1] == '1', the summary hash (flat id, summary JSON list), each
+joined by newlines into one string, with its element count: one reply, split in C. Summary JSON never holds a
+raw newline; an id that does makes the split count wrong, and the listing then uses :data:`_SNAPSHOT_JSON`."""
+
+_SNAPSHOT_JSON = """
+local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #index do out[i] = cjson.encode(index[i]) end
 local text = '[[' .. table.concat(out, ',') .. ']'
@@ -156,7 +170,7 @@ if ARGV[1] == '1' then
 end
 return text .. ']'
 """
-"""The index (flat id, score list) and, with ARGV[1] == '1', the summary hash, as one JSON text."""
+"""Like :data:`_SNAPSHOT`, as one JSON text (each element escaped by ``cjson``: slower, any id)."""
 
 T = TypeVar("T")
 
@@ -426,11 +440,18 @@ class RedisSessionStore(ThreadedSessionStore):
         """The project's index (id, score) and, with ``summaries``, its summary hash: one script, one round trip,
         one JSON parse."""
         keys = RedisKeys(self._prefix, project_key, "")
-        raw = self._script(_SNAPSHOT)(keys=[keys.index, keys.summaries], args=["1" if summaries else "0"])
-        parsed = json.loads(raw)
-        flat: list[str] = parsed[0]
-        index = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
-        return index, (parsed[1] if summaries else {})
+        args = ["1" if summaries else "0"]
+        reply = self._script(_SNAPSHOT)(keys=[keys.index, keys.summaries], args=args)
+        flat = _text(reply[1]).split("\n") if reply[0] else []
+        hash_flat = _text(reply[3]).split("\n") if summaries and reply[2] else []
+        if len(flat) != reply[0] or (summaries and len(hash_flat) != reply[2]):  # an id holds a newline
+            parsed = json.loads(self._script(_SNAPSHOT_JSON)(keys=[keys.index, keys.summaries], args=args))
+            flat = parsed[0]
+            hashed: dict[str, Any] = parsed[1] if summaries else {}
+        else:
+            hashed = dict(zip(hash_flat[::2], map(json.loads, hash_flat[1::2]), strict=True))
+        index = list(zip(flat[::2], map(float, flat[1::2]), strict=True))
+        return index, hashed
 
     def _settle(self, project_key: str, pending: list[tuple[str, float]]) -> dict[str, dict[str, Any]]:
         """Check ids in flux (or without a hash entry) against their sessions' summaries: confirm those that
