@@ -53,6 +53,14 @@ def hashed(store: RedisSessionStore) -> dict[str, Any]:
     return {field.decode(): json.loads(value) for field, value in store._client.hgetall(summaries).items()}
 
 
+def age(store: RedisSessionStore, session_id: str) -> None:
+    """Make the id's mark in flux older than the grace (a crash long ago), keeping its kind (x.5: a delete's)."""
+    index = store._keys(PROJECT, "").index
+    score = store._client.zscore(index, session_id)
+    assert score is not None and score < 0
+    store._client.zadd(index, {session_id: score + 2 * IN_FLUX_GRACE_MS})
+
+
 def without_confirm(store: RedisSessionStore) -> None:
     """The process dies right after an append's EXEC: the confirming script never runs."""
     store._confirm_append = lambda keys, session_id, mtime, summary_json: None  # type: ignore[method-assign]
@@ -84,6 +92,8 @@ async def test_a_crash_after_exec_of_a_new_session_is_listed_and_repaired(make_s
         await store.append(key(session_id), [entry(1)])
         assert scores(store)[session_id] < 0  # left in flux
         assert await ids(store) == ({session_id}, {session_id})
+        assert scores(store)[session_id] < 0  # listed, not confirmed during the grace
+        age(store, session_id)
         [row] = await store.list_sessions(PROJECT)
         assert scores(store) == {session_id: row["mtime"]}  # confirmed by the listing
         assert hashed(store)[session_id]["mtime"] == row["mtime"]
@@ -104,8 +114,7 @@ async def test_a_crash_before_exec_of_a_new_session_is_not_listed_and_goes_after
         listed, summarized = await ids(store)
         assert session_id not in listed and session_id not in summarized
         assert session_id in scores(store)  # a creation may still be on its way: kept during the grace
-        stale = -(mtime - 2 * IN_FLUX_GRACE_MS)
-        store._client.zadd(keys.index, {session_id: stale})
+        age(store, session_id)
         await store.list_sessions(PROJECT)
         assert session_id not in scores(store)
 
@@ -117,7 +126,24 @@ async def test_a_delete_that_died_after_marking_leaves_the_session_listed(make_s
         keys = store._keys(PROJECT, session_id)
         assert store._mark_in_flux(keys, session_id) is not None  # then the process died: nothing deleted
         assert await ids(store) == ({session_id}, {session_id})
-        assert scores(store)[session_id] > 0
+        assert scores(store)[session_id] < 0  # the delete may still be under way: left alone
+        age(store, session_id)
+        assert await ids(store) == ({session_id}, {session_id})
+        assert scores(store)[session_id] > 0  # confirmed once the delete is surely dead
+
+
+async def test_a_listing_during_a_delete_does_not_bring_the_session_back(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        session_id = str(uuid.uuid4())
+        await store.append(key(session_id), [entry(1)])
+        keys = store._keys(PROJECT, session_id)
+        mark = store._mark_in_flux(keys, session_id)  # a delete under way...
+        assert mark is not None
+        assert await ids(store) == ({session_id}, {session_id})  # ...a listing meanwhile still sees the session
+        store._delete_session(keys, before_ms=None)
+        assert store._repair(keys, session_id, mark, None)  # the delete's mark was left alone: the id goes
+        assert await ids(store) == (set(), set())
+        assert session_id not in scores(store)
 
 
 async def test_a_delete_that_died_before_removing_the_id_is_not_listed(make_store: StoreFactory) -> None:
@@ -130,6 +156,9 @@ async def test_a_delete_that_died_before_removing_the_id_is_not_listed(make_stor
         store._delete_session(keys, before_ms=None)  # then the process died before removing the id
         assert await ids(store) == (set(), set())
         assert await store.load(key(session_id)) is None
+        age(store, session_id)
+        await store.list_sessions(PROJECT)
+        assert session_id not in scores(store)
 
 
 async def test_an_append_recreating_a_session_while_it_is_deleted_stays_listed(make_store: StoreFactory) -> None:
@@ -161,6 +190,9 @@ async def test_a_delete_between_exec_and_confirm_of_a_creation_leaves_nothing_li
         confirm(*calls[0])  # the late confirmation re-adds the id, in flux, for listing to check
         assert await ids(store) == (set(), set())
         assert await store.load(key(session_id)) is None
+        age(store, session_id)
+        await store.list_sessions(PROJECT)
+        assert session_id not in scores(store)
 
 
 async def test_ids_indexed_by_an_earlier_version_get_their_summary_into_the_hash(make_store: StoreFactory) -> None:
@@ -177,7 +209,8 @@ async def test_listing_a_project_is_one_script_call_and_no_per_session_command(r
     async with RedisSessionStore(redis_url, prefix=redis_test_prefix()) as store:
         for number in range(50):
             await store.append(key(str(uuid.uuid4())), [entry(number)])
-        await store.list_sessions(PROJECT)  # loads the script
+        await store.list_sessions(PROJECT)  # loads the scripts
+        await store.list_session_summaries(PROJECT)
 
         def counts() -> dict[str, int]:
             stats = store._client.info("commandstats")
@@ -189,5 +222,21 @@ async def test_listing_a_project_is_one_script_call_and_no_per_session_command(r
         after = counts()
         changed = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
         changed.pop("cmdstat_info", None)
-        # the script's own ZRANGE and HGETALL are counted too; nothing runs per session
-        assert changed == {"cmdstat_evalsha": 2, "cmdstat_zrange": 2, "cmdstat_hgetall": 1}
+        # the scripts' own commands are counted too: list_sessions reads the index, list_session_summaries the
+        # (empty) range of ids in flux, two counts and the hash; nothing runs per session
+        assert changed == {
+            "cmdstat_evalsha": 2,
+            "cmdstat_zrange": 1,
+            "cmdstat_zrangebyscore": 1,
+            "cmdstat_zcard": 1,
+            "cmdstat_hlen": 1,
+            "cmdstat_hgetall": 1,
+        }
+
+
+async def test_an_id_holding_a_newline_is_listed_through_the_escaped_path(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        odd, plain = "line\nbreak", str(uuid.uuid4())
+        await store.append(key(odd), [entry(1)])
+        await store.append(key(plain), [entry(2)])
+        assert await ids(store) == ({odd, plain}, {odd, plain})

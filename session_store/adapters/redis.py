@@ -37,14 +37,16 @@ own summary key (one ``GET`` each; normally none) and repairs in place. Every st
   if the id is in flux it is re-marked ``-mtime`` instead (a concurrent delete's mark is never confirmed);
 - deleting: mark the id ``-(now + 0.5)`` (``ZADD XX``), delete the session's keys, then remove the id and its
   hash entry only if the mark is still there (an append that recreated the session meanwhile keeps it listed);
-- listing: one script returns the index and (for summaries) the hash as one JSON string (one round trip, one C
-  parse, where a per-id ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with one ``GET``
-  each and confirmed (score and hash from the session's summary, if the mark did not change meanwhile) or,
-  once gone for :data:`IN_FLUX_GRACE_MS`, removed.
+- listing: one script returns the index and (for summaries) the hash, each joined into one string (one round
+  trip, split in C, where a per-id ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with
+  one ``GET`` each (listed if their session exists) and, once in flux for :data:`IN_FLUX_GRACE_MS` (what a
+  crash leaves), confirmed from the session's summary or removed, if the mark did not change meanwhile.
 
-One window stays: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
+Two windows stay: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
 score and hash entry at the previous append (consistent with each other, one append behind) until the
-session's next append. Ids indexed by earlier versions (positive, no hash entry) get their summary read and
+session's next append; and a delete stalled for longer than :data:`IN_FLUX_GRACE_MS` between marking an id and
+deleting the session may see a listing confirm the id meanwhile, which then stays listed (a ghost that loads
+as None) until it is deleted again. Ids indexed by earlier versions (positive, no hash entry) get their summary read and
 copied into the hash by the first ``list_session_summaries`` of the project, which also removes the ids such an
 index still names for sessions that are gone (until then ``list_sessions`` lists them).
 Configure ``maxmemory-policy noeviction``: an evicted key silently loses transcript lines.
@@ -156,6 +158,20 @@ return out
 """The index (flat id, score list) and, with ARGV[1] == '1', the summary hash (flat id, summary JSON list), each
 joined by newlines into one string, with its element count: one reply, split in C. Summary JSON never holds a
 raw newline; an id that does makes the split count wrong, and the listing then uses :data:`_SNAPSHOT_JSON`."""
+
+_SUMMARIES = """
+local flux = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES')
+local confirmed = redis.call('ZCARD', KEYS[1]) - #flux / 2
+local stale = 0
+for i = 1, #flux, 2 do stale = stale + redis.call('HEXISTS', KEYS[2], flux[i]) end
+if confirmed > redis.call('HLEN', KEYS[2]) - stale then return {-1} end
+local hash = redis.call('HGETALL', KEYS[2])
+return {#flux, table.concat(flux, '\\n'), #hash, table.concat(hash, '\\n')}
+"""
+"""The summaries of a project without reading its whole index: the ids in flux (a score range, normally empty)
+and the summary hash, joined by newlines, with their element counts. Every hash field is an indexed id, so when
+the hash holds an entry for each confirmed id (counted, not listed) it is the listing; else (an index of an
+earlier version) it returns ``{-1}`` and the listing reads the whole index with :data:`_SNAPSHOT`."""
 
 _SNAPSHOT_JSON = """
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -454,8 +470,15 @@ class RedisSessionStore(ThreadedSessionStore):
         return index, hashed
 
     def _settle(self, project_key: str, pending: list[tuple[str, float]]) -> dict[str, dict[str, Any]]:
-        """Check ids in flux (or without a hash entry) against their sessions' summaries: confirm those that
-        exist, remove those gone for :data:`IN_FLUX_GRACE_MS`; the summaries of the sessions that exist."""
+        """Check ids in flux (or without a hash entry) against their sessions' summaries; the summaries of the
+        sessions that exist.
+
+        An id in flux for less than :data:`IN_FLUX_GRACE_MS` is only read: its creation or delete may still be
+        under way, and confirming it from a summary a delete is about to remove would leave a ghost. Older
+        ones are confirmed (their session exists) or removed (it does not), each only if its score is still
+        the one read. A positive id without a hash entry is an earlier version's: repaired at once (a delete
+        always marks an id before it deletes the session, which changes the score).
+        """
         if not pending:
             return {}
         with self._client.pipeline(transaction=False) as pipe:
@@ -468,11 +491,8 @@ class RedisSessionStore(ThreadedSessionStore):
             keys = self._keys(project_key, session_id)
             if raw is not None:
                 found[session_id] = json.loads(raw)
-                self._repair(keys, session_id, score, _text(raw))
-            elif score >= 0 or -score < now_ms - IN_FLUX_GRACE_MS:
-                # a confirmed id without a session: only an earlier version's index leaves those (a delete
-                # marks the id before deleting); an id in flux: its creation never happened
-                self._repair(keys, session_id, score, None)
+            if score >= 0 or -score < now_ms - IN_FLUX_GRACE_MS:
+                self._repair(keys, session_id, score, None if raw is None else _text(raw))
         return found
 
     def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
@@ -485,6 +505,28 @@ class RedisSessionStore(ThreadedSessionStore):
         return rows
 
     def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
+        keys = RedisKeys(self._prefix, project_key, "")
+        reply = self._script(_SUMMARIES)(keys=[keys.index, keys.summaries], args=[])
+        if reply[0] >= 0:
+            flux = _text(reply[1]).split("\n") if reply[0] else []
+            hash_flat = _text(reply[3]).split("\n") if reply[2] else []
+            if len(flux) == reply[0] and len(hash_flat) == reply[2]:  # else an id holds a newline
+                in_flux = set(flux[::2])
+                summaries: list[SessionSummaryEntry] = []
+                for session_id, raw in zip(hash_flat[::2], hash_flat[1::2], strict=True):
+                    if session_id not in in_flux:
+                        saved = json.loads(raw)
+                        summaries.append({"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]})
+                settled = self._settle(project_key, list(zip(flux[::2], map(float, flux[1::2]), strict=True)))
+                summaries.extend(
+                    {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
+                    for session_id, saved in settled.items()
+                )
+                return summaries
+        return self._summaries_from_snapshot(project_key)
+
+    def _summaries_from_snapshot(self, project_key: str) -> list[SessionSummaryEntry]:
+        """The summaries from the whole index and hash (an earlier version's index, or an id with a newline)."""
         index, hashed = self._snapshot(project_key, summaries=True)
         summaries: list[SessionSummaryEntry] = []
         pending: list[tuple[str, float]] = []
