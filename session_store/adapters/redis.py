@@ -30,15 +30,17 @@ a *confirmed* id (the session's summary mtime, and its summary is in the hash); 
 id *in flux* (being created, being deleted, or left so by a crash), which listing checks against the session's
 own summary key (one ``GET`` each; normally none) and repairs in place. Every step is single-slot:
 
-- creating a session: ``ZADD NX`` the id with the mark ``-mtime`` before the transaction (so a crash cannot
+- creating a session: ``ZADD LT`` the id with the mark ``-mtime`` before the transaction (so a crash cannot
   leave a stored session unlisted: the mark stays and listing finds the session), then, after ``EXEC``, one
-  script on ``{pk}`` confirms it (score ``mtime``, summary into the hash) if the mark is still its own;
+  script on ``{pk}`` confirms it (score ``mtime``, summary into the hash) if the mark is still its own; the
+  project joins the registry ``P:projects`` (``SADD``, once per project and store object);
 - appending to a session: after ``EXEC`` the script advances the score and the hash entry (never backwards);
   if the id is in flux it is re-marked ``-mtime`` instead (a concurrent delete's mark is never confirmed);
 - deleting: mark the id ``-(now + 0.5)`` (``ZADD XX``), delete the session's keys, then remove the id and its
   hash entry only if the mark is still there (an append that recreated the session meanwhile keeps it listed);
-- listing: one script returns the index and (for summaries) the hash, each joined into one string (one round
-  trip, split in C, where a per-id ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with
+- listing: one script call returns the index (``list_sessions``) or the summary hash and the ids in flux
+  (``list_session_summaries``), joined into one string (one round trip, split in C, where a per-id
+  ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with
   one ``GET`` each (listed if their session exists) and, once in flux for :data:`IN_FLUX_GRACE_MS` (what a
   crash leaves), confirmed from the session's summary or removed, if the mark did not change meanwhile.
 
