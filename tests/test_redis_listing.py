@@ -80,7 +80,7 @@ async def test_appends_leave_confirmed_ids_with_their_summary_in_the_hash(make_s
         await store.append(key(first), [entry(3)])
         rows = {row["session_id"]: row for row in await store.list_session_summaries(PROJECT)}
         assert scores(store) == {sid: row["mtime"] for sid, row in rows.items()}  # positive: confirmed
-        assert hashed(store) == {sid: {"mtime": row["mtime"], "data": row["data"]} for sid, row in rows.items()}
+        assert hashed(store) == rows  # the hash's values are the rows of list_session_summaries
         assert rows[first]["data"]["custom_title"] == "one" if "custom_title" in rows[first]["data"] else True
         assert {row["session_id"]: row["mtime"] for row in await store.list_sessions(PROJECT)} == scores(store)
 
@@ -222,15 +222,18 @@ async def test_listing_a_project_is_one_script_call_and_no_per_session_command(r
         after = counts()
         changed = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
         changed.pop("cmdstat_info", None)
-        # the scripts' own commands are counted too: list_sessions reads the index, list_session_summaries the
-        # (empty) range of ids in flux, two counts and the hash; nothing runs per session
+        # the scripts' own commands are counted too: list_sessions reads the (empty) range of ids in flux and
+        # the listing log, list_session_summaries (one MULTI) the same range, two counts and the hash's values;
+        # nothing runs per session
         assert changed == {
             "cmdstat_evalsha": 2,
-            "cmdstat_zrange": 1,
-            "cmdstat_zrangebyscore": 1,
+            "cmdstat_multi": 1,
+            "cmdstat_exec": 1,
+            "cmdstat_get": 2,
+            "cmdstat_zrangebyscore": 2,
             "cmdstat_zcard": 1,
             "cmdstat_hlen": 1,
-            "cmdstat_hgetall": 1,
+            "cmdstat_hvals": 1,
         }
 
 

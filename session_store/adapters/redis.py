@@ -95,9 +95,41 @@ IN_FLUX_GRACE_MS = 60_000
 """An id in flux whose session has no summary is removed from the index by listing only after this long (an
 append creating it may still be on its way)."""
 
-# The project-slot scripts (KEYS[1] = P:{pk}:sessions, KEYS[2] = P:{pk}:summaries). Scores are exact integers
-# (epoch ms < 2^53); ids in flux have negative scores.
-_CONFIRM_APPEND = """
+# The project-slot scripts (KEYS[1] = P:{pk}:sessions, KEYS[2] = P:{pk}:summaries, KEYS[3] = P:{pk}:log,
+# KEYS[4] = P:{pk}:log-lines). Scores are exact integers (epoch ms < 2^53); ids in flux have negative scores.
+_LOG_FUNCTIONS = """
+local function rebuild_log()
+  local index = redis.call('ZRANGEBYSCORE', KEYS[1], 0, '+inf', 'WITHSCORES')
+  for i = 1, #index, 2 do
+    if string.find(index[i], '\\n', 1, true) then
+      redis.call('DEL', KEYS[3])
+      redis.call('SET', KEYS[4], -1)
+      return
+    end
+  end
+  if #index == 0 then redis.call('DEL', KEYS[3]) else redis.call('SET', KEYS[3], table.concat(index, '\\n') .. '\\n') end
+  redis.call('SET', KEYS[4], #index / 2)
+end
+local function note(id, value)
+  local lines = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if lines < 0 then return end
+  if string.find(id, '\\n', 1, true) then
+    redis.call('DEL', KEYS[3])
+    redis.call('SET', KEYS[4], -1)
+    return
+  end
+  redis.call('APPEND', KEYS[3], id .. '\\n' .. value .. '\\n')
+  if redis.call('INCR', KEYS[4]) > 2 * redis.call('ZCARD', KEYS[1]) + 64 then rebuild_log() end
+end
+"""
+"""The listing log ``P:{pk}:log``: one ``id\\nmtime\\n`` line pair per confirmation and ``id\\n-\\n`` per
+removal, appended by the scripts below, so that the last pair of each id is its confirmed state; rewritten from
+the index once it holds more than twice as many pairs as the index has ids (``P:{pk}:log-lines`` counts them;
+-1: an id holds a newline, and the project is listed from the index instead)."""
+
+_CONFIRM_APPEND = (
+    _LOG_FUNCTIONS
+    + """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local mtime = tonumber(ARGV[2])
 if not score then
@@ -109,31 +141,38 @@ if score >= 0 or score == -mtime then
   if mtime > score then
     redis.call('ZADD', KEYS[1], mtime, ARGV[1])
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    note(ARGV[1], ARGV[2])
   end
   return 1
 end
 redis.call('ZADD', KEYS[1], -mtime, ARGV[1])
 return 0
 """
+)
 """After an append's EXEC (ARGV: id, mtime, summary JSON): advance a confirmed id (never backwards), confirm a
 new id still carrying its creator's mark ``-mtime`` (mtimes of one session only grow, so no other append can
 carry it); re-mark any other id in flux, or an id a concurrent delete removed, as ``-mtime`` for listing to
 check."""
 
-_REPAIR = """
+_REPAIR = (
+    _LOG_FUNCTIONS
+    + """
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if score and tonumber(score) == tonumber(ARGV[2]) then
   if ARGV[3] == '' then
     redis.call('ZREM', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
+    note(ARGV[1], '-')
   else
     redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+    note(ARGV[1], ARGV[3])
   end
   return 1
 end
 return 0
 """
+)
 """If the id's score is still ARGV[2]: confirm it with mtime ARGV[3] and summary ARGV[4], or remove it (and
 its hash entry) when ARGV[3] is ''. Returns 1 when it acted."""
 
@@ -161,19 +200,38 @@ return out
 joined by newlines into one string, with its element count: one reply, split in C. Summary JSON never holds a
 raw newline; an id that does makes the split count wrong, and the listing then uses :data:`_SNAPSHOT_JSON`."""
 
+_LIST = (
+    _LOG_FUNCTIONS
+    + """
+local lines = redis.call('GET', KEYS[4])
+if not lines and redis.call('ZCARD', KEYS[1]) > 0 then
+  rebuild_log()
+  lines = redis.call('GET', KEYS[4])
+end
+if lines and tonumber(lines) < 0 then return {-1} end
+local flux = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES')
+return {#flux, table.concat(flux, '\\n'), redis.call('GET', KEYS[3]) or ''}
+"""
+)
+"""``list_sessions``: the ids in flux (a score range, normally empty) joined by newlines with their element count,
+and the listing log, read as one string (no per-id work on the server: a project of 100k sessions is one
+``GET`` of a few MB). Builds the log from the index the first time (an index of an earlier version); ``{-1}``
+when an id holds a newline (the listing then reads the index with :data:`_SNAPSHOT`)."""
+
 _SUMMARIES = """
 local flux = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(0', 'WITHSCORES')
 local confirmed = redis.call('ZCARD', KEYS[1]) - #flux / 2
 local stale = 0
 for i = 1, #flux, 2 do stale = stale + redis.call('HEXISTS', KEYS[2], flux[i]) end
 if confirmed > redis.call('HLEN', KEYS[2]) - stale then return {-1} end
-local hash = redis.call('HGETALL', KEYS[2])
-return {#flux, table.concat(flux, '\\n'), #hash, table.concat(hash, '\\n')}
+return {#flux, table.concat(flux, '\\n')}
 """
-"""The summaries of a project without reading its whole index: the ids in flux (a score range, normally empty)
-and the summary hash, joined by newlines, with their element counts. Every hash field is an indexed id, so when
-the hash holds an entry for each confirmed id (counted, not listed) it is the listing; else (an index of an
-earlier version) it returns ``{-1}`` and the listing reads the whole index with :data:`_SNAPSHOT`."""
+"""Before ``HVALS`` of the summary hash, in the same ``MULTI``: the ids in flux (a score range, normally empty)
+joined by newlines with their element count. Every hash field is an indexed id, so when the hash holds an entry
+for each confirmed id (counted, not listed) its values (each ``{"session_id", "mtime", "data"}``) are the
+listing; else (an index of an earlier version) it returns ``{-1}`` and the listing reads the whole index with
+:data:`_SNAPSHOT`. (``HVALS`` is sent outside the script: handing each value to Lua costs more than parsing it
+in redis-py.)"""
 
 _SNAPSHOT_JSON = """
 local index = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -208,6 +266,10 @@ class RedisKeys:
         self._session = f"{prefix}{{{_escape(project_key)}:{_escape(session_id)}}}"
         self.index = f"{prefix}{{{_escape(project_key)}}}:sessions"
         self.summaries = f"{prefix}{{{_escape(project_key)}}}:summaries"
+        self.log = f"{prefix}{{{_escape(project_key)}}}:log"
+        self.log_lines = f"{prefix}{{{_escape(project_key)}}}:log-lines"
+        self.project = [self.index, self.summaries, self.log, self.log_lines]
+        """The project-slot keys, in the order the scripts take them."""
         self.summary = f"{self._session}:summary"
         self.subkeys = f"{self._session}:subkeys"
 
@@ -216,6 +278,12 @@ class RedisKeys:
 
     def uuids(self, subpath: str | None) -> str:
         return f"{self._session}:uuids:main" if subpath is None else f"{self._session}:uuids:sub:{_escape(subpath)}"
+
+
+def _hash_row(session_id: str, summary_json: str) -> str:
+    """The summary hash's value for a session: its summary JSON ``{"mtime", "data"}`` with the id in front, so
+    the hash's values alone are the rows of ``list_session_summaries``."""
+    return '{"session_id":' + encode_json(session_id) + "," + summary_json[1:]
 
 
 def _normalized_prefix(prefix: str) -> str:
@@ -437,38 +505,43 @@ class RedisSessionStore(ThreadedSessionStore):
                 self._registered.add(project_key)
 
     def _confirm_append(self, keys: RedisKeys, session_id: str, mtime: int, summary_json: str) -> None:
-        self._script(_CONFIRM_APPEND)(keys=[keys.index, keys.summaries], args=[session_id, mtime, summary_json])
+        args = [session_id, mtime, _hash_row(session_id, summary_json)]
+        self._script(_CONFIRM_APPEND)(keys=keys.project, args=args)
 
     def _repair(self, keys: RedisKeys, session_id: str, seen: float, summary_json: str | None) -> bool:
         """Confirm the id from ``summary_json`` (remove it when None) if its score is still ``seen``."""
         if summary_json is None:
             args = [session_id, repr(seen), "", ""]
         else:
-            args = [session_id, repr(seen), json.loads(summary_json)["mtime"], summary_json]
-        return bool(self._script(_REPAIR)(keys=[keys.index, keys.summaries], args=args))
+            mtime = json.loads(summary_json)["mtime"]
+            args = [session_id, repr(seen), mtime, _hash_row(session_id, summary_json)]
+        return bool(self._script(_REPAIR)(keys=keys.project, args=args))
 
     def _mark_in_flux(self, keys: RedisKeys, session_id: str, *, if_score: float | None = None) -> float | None:
         """Mark an indexed id in flux (``-(now + 0.5)``, never an append's mark); the mark, or None when the
         id is not indexed (or no longer at ``if_score``)."""
         mark = -(time.time_ns() // 1_000_000 + 0.5)
         args = [session_id, "" if if_score is None else repr(if_score), repr(mark)]
-        return mark if self._script(_MARK)(keys=[keys.index, keys.summaries], args=args) else None
+        return mark if self._script(_MARK)(keys=keys.project, args=args) else None
 
     def _snapshot(self, project_key: str, *, summaries: bool) -> tuple[list[tuple[str, float]], dict[str, Any]]:
         """The project's index (id, score) and, with ``summaries``, its summary hash: one script, one round trip,
         one JSON parse."""
         keys = RedisKeys(self._prefix, project_key, "")
         args = ["1" if summaries else "0"]
-        reply = self._script(_SNAPSHOT)(keys=[keys.index, keys.summaries], args=args)
+        reply = self._script(_SNAPSHOT)(keys=keys.project, args=args)
         flat = _text(reply[1]).split("\n") if reply[0] else []
         hash_flat = _text(reply[3]).split("\n") if summaries and reply[2] else []
+        scores: list[float]
         if len(flat) != reply[0] or (summaries and len(hash_flat) != reply[2]):  # an id holds a newline
-            parsed = json.loads(self._script(_SNAPSHOT_JSON)(keys=[keys.index, keys.summaries], args=args))
+            parsed = json.loads(self._script(_SNAPSHOT_JSON)(keys=keys.project, args=args))
             flat = parsed[0]
+            scores = [float(score) for score in flat[1::2]]
             hashed: dict[str, Any] = parsed[1] if summaries else {}
         else:
+            scores = json.loads("[" + ",".join(flat[1::2]) + "]")  # one parse: ints, and floats for x.5 marks
             hashed = dict(zip(hash_flat[::2], map(json.loads, hash_flat[1::2]), strict=True))
-        index = list(zip(flat[::2], map(float, flat[1::2]), strict=True))
+        index = list(zip(flat[::2], scores, strict=True))
         return index, hashed
 
     def _settle(self, project_key: str, pending: list[tuple[str, float]]) -> dict[str, dict[str, Any]]:
@@ -498,6 +571,28 @@ class RedisSessionStore(ThreadedSessionStore):
         return found
 
     def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
+        keys = RedisKeys(self._prefix, project_key, "")
+        reply = self._script(_LIST)(keys=keys.project, args=[])
+        if reply[0] >= 0:
+            flux = _text(reply[1]).split("\n") if reply[0] else []
+            if len(flux) == reply[0]:  # else an id in flux holds a newline
+                log = _text(reply[2]).split("\n")[:-1]  # every pair ends in a newline
+                latest = dict(zip(log[0::2], log[1::2], strict=True))  # the last pair of an id is its state
+                in_flux = set(flux[::2])
+                rows: list[SessionStoreListEntry] = [
+                    {"session_id": session_id, "mtime": int(mtime)}
+                    for session_id, mtime in latest.items()
+                    if mtime != "-" and session_id not in in_flux
+                ]
+                settled = self._settle(project_key, list(zip(flux[::2], map(float, flux[1::2]), strict=True)))
+                rows.extend(
+                    {"session_id": session_id, "mtime": saved["mtime"]} for session_id, saved in settled.items()
+                )
+                return rows
+        return self._sessions_from_snapshot(project_key)
+
+    def _sessions_from_snapshot(self, project_key: str) -> list[SessionStoreListEntry]:
+        """The sessions from the whole index (an id holding a newline)."""
         index, _ = self._snapshot(project_key, summaries=False)
         rows: list[SessionStoreListEntry] = [
             {"session_id": session_id, "mtime": int(score)} for session_id, score in index if score >= 0
@@ -508,17 +603,17 @@ class RedisSessionStore(ThreadedSessionStore):
 
     def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
         keys = RedisKeys(self._prefix, project_key, "")
-        reply = self._script(_SUMMARIES)(keys=[keys.index, keys.summaries], args=[])
+        reply, values = self._summaries_reply(keys)
         if reply[0] >= 0:
             flux = _text(reply[1]).split("\n") if reply[0] else []
-            hash_flat = _text(reply[3]).split("\n") if reply[2] else []
-            if len(flux) == reply[0] and len(hash_flat) == reply[2]:  # else an id holds a newline
-                in_flux = set(flux[::2])
-                summaries: list[SessionSummaryEntry] = []
-                for session_id, raw in zip(hash_flat[::2], hash_flat[1::2], strict=True):
-                    if session_id not in in_flux:
-                        saved = json.loads(raw)
-                        summaries.append({"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]})
+            if len(flux) == reply[0]:  # else an id in flux holds a newline
+                joined = b",".join(values) if values and isinstance(values[0], bytes) else ",".join(values)
+                summaries: list[SessionSummaryEntry] = json.loads(
+                    b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]"
+                )
+                if flux:
+                    in_flux = set(flux[::2])
+                    summaries = [row for row in summaries if row["session_id"] not in in_flux]
                 settled = self._settle(project_key, list(zip(flux[::2], map(float, flux[1::2]), strict=True)))
                 summaries.extend(
                     {"session_id": session_id, "mtime": saved["mtime"], "data": saved["data"]}
@@ -526,6 +621,23 @@ class RedisSessionStore(ThreadedSessionStore):
                 )
                 return summaries
         return self._summaries_from_snapshot(project_key)
+
+    def _summaries_reply(self, keys: RedisKeys) -> tuple[Any, list[bytes | str]]:
+        """``_SUMMARIES`` and ``HVALS`` in one ``MULTI`` (one slot, one round trip); loads the script if the
+        server does not have it (first use, or a restart)."""
+        from redis.exceptions import NoScriptError
+
+        sha = self._script(_SUMMARIES).sha
+        for _ in range(2):
+            try:
+                with self._client.pipeline(transaction=True) as pipe:
+                    pipe.evalsha(sha, len(keys.project), *keys.project)
+                    pipe.hvals(keys.summaries)
+                    reply, values = pipe.execute()
+                    return reply, values
+            except NoScriptError:
+                self._client.script_load(_SUMMARIES)
+        raise RuntimeError("the Redis server keeps dropping the listing script; is SCRIPT FLUSH running?")
 
     def _summaries_from_snapshot(self, project_key: str) -> list[SessionSummaryEntry]:
         """The summaries from the whole index and hash (an earlier version's index, or an id with a newline)."""
