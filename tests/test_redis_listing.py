@@ -243,3 +243,21 @@ async def test_an_id_holding_a_newline_is_listed_through_the_escaped_path(make_s
         await store.append(key(odd), [entry(1)])
         await store.append(key(plain), [entry(2)])
         assert await ids(store) == ({odd, plain}, {odd, plain})
+
+
+async def test_the_listing_log_stays_bounded_and_is_rebuilt_when_missing(make_store: StoreFactory) -> None:
+    async with make_store() as store:
+        kept, gone = str(uuid.uuid4()), str(uuid.uuid4())
+        await store.append(key(gone), [entry(0)])
+        for number in range(150):  # 150 confirmations of one session: the log is rewritten on the way
+            await store.append(key(kept), [entry(number)])
+        await store.delete(key(gone))
+        project = store._keys(PROJECT, "")
+        lines = int(store._client.get(project.log_lines))
+        assert 0 < lines <= 2 * 1 + 64 + 1
+        assert len(store._client.get(project.log).split(b"\n")) == 2 * lines + 1
+        [row] = await store.list_sessions(PROJECT)
+        assert row == {"session_id": kept, "mtime": scores(store)[kept]}
+        store._client.delete(project.log, project.log_lines)  # an index written before the log existed
+        assert await store.list_sessions(PROJECT) == [row]
+        assert int(store._client.get(project.log_lines)) == 1

@@ -20,7 +20,8 @@ Key layout (``P`` is the prefix, default ``session-store``; ``pk``, ``sid`` and 
     P:{pk:sid}:subkeys            set     the session's subpaths (raw)
     P:{pk:sid}:summary            string  {"mtime": epoch ms, "data": the fold's opaque data}
     P:{pk}:sessions               zset    session id -> mtime: the index behind list_sessions
-    P:{pk}:summaries              hash    session id -> the summary JSON, for the index's confirmed ids
+    P:{pk}:summaries              hash    session id -> {"session_id", "mtime", "data"} of confirmed ids
+    P:{pk}:log, P:{pk}:log-lines  string  the listing log behind list_sessions, and its number of entries
     P:projects                    set     every project key that ever had a session (list_projects)
 
 Redis Cluster: every key of one session shares the hash tag ``{pk:sid}``, so each append, load and delete is a
@@ -38,9 +39,13 @@ own summary key (one ``GET`` each; normally none) and repairs in place. Every st
   if the id is in flux it is re-marked ``-mtime`` instead (a concurrent delete's mark is never confirmed);
 - deleting: mark the id ``-(now + 0.5)`` (``ZADD XX``), delete the session's keys, then remove the id and its
   hash entry only if the mark is still there (an append that recreated the session meanwhile keeps it listed);
-- listing: one script call returns the index (``list_sessions``) or the summary hash and the ids in flux
-  (``list_session_summaries``), joined into one string (one round trip, split in C, where a per-id
-  ``EXISTS``/``GET`` cost 20-30 us a session); ids in flux are checked with
+- listing: one round trip, no per-id work on the server, where a per-id ``EXISTS``/``GET`` cost 20-30 us a
+  session. ``list_sessions`` is one script returning the ids in flux (a score range, normally empty) and the
+  project's *listing log*, a string to which every confirmation appends ``id\\nmtime\\n`` and every removal
+  ``id\\n-\\n`` (the last pair of an id is its state; the log is rewritten from the index once it holds twice
+  as many pairs as the index has ids, and built from it when missing), split and folded into a dict in C.
+  ``list_session_summaries`` is ``HVALS`` of the summary hash, whose values are the rows, in one ``MULTI`` with
+  a script returning the ids in flux; ids in flux are checked with
   one ``GET`` each (listed if their session exists) and, once in flux for :data:`IN_FLUX_GRACE_MS` (what a
   crash leaves), confirmed from the session's summary or removed, if the mark did not change meanwhile.
 
