@@ -232,7 +232,9 @@ async def test_redis_append_between_the_mark_and_the_delete_keeps_the_session_li
         [summary] = await store.list_session_summaries("proj")
         assert summary["mtime"] == row["mtime"]
         index = store._client.zrange(store._keys("proj", session_id).index, 0, -1, withscores=True)
-        assert [score for _, score in index] == [row["mtime"]]  # confirmed again, not left in flux
+        # the append re-marked the id in flux (the prune's mark was on it): listed through its summary, and
+        # confirmed by a listing once it has been idle for the grace period
+        assert [abs(score) for _, score in index] == [row["mtime"]]
 
 
 @pytest.mark.servers

@@ -49,7 +49,9 @@ own summary key (one ``GET`` each; normally none) and repairs in place. Every st
   one ``GET`` each (listed if their session exists) and, once in flux for :data:`IN_FLUX_GRACE_MS` (what a
   crash leaves), confirmed from the session's summary or removed, if the mark did not change meanwhile.
 
-Two windows stay: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
+An id re-marked in flux by an append (a delete or prune had marked it) stays in flux while the session is
+appended to (each append re-marks it) and costs its listings one ``GET`` until a listing confirms it, once it
+has been idle for :data:`IN_FLUX_GRACE_MS`. Two windows stay: a process that dies between an append's ``EXEC`` and its confirming script leaves the id's
 score and hash entry at the previous append (consistent with each other, one append behind) until the
 session's next append; and a delete stalled for longer than :data:`IN_FLUX_GRACE_MS` between marking an id and
 deleting the session may see a listing confirm the id meanwhile, which then stays listed (a ghost that loads
