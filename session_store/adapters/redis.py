@@ -287,6 +287,13 @@ class RedisKeys:
         return f"{self._session}:uuids:main" if subpath is None else f"{self._session}:uuids:sub:{_escape(subpath)}"
 
 
+def _json_array(values: list[bytes | str]) -> bytes | str:
+    """JSON values (as redis-py returns them: all bytes, or all str with ``decode_responses``) as one array."""
+    if values and isinstance(values[0], str):
+        return "[" + ",".join(cast(list[str], values)) + "]"
+    return b"[" + b",".join(cast(list[bytes], values)) + b"]"
+
+
 def _hash_row(session_id: str, summary_json: str) -> str:
     """The summary hash's value for a session: its summary JSON ``{"mtime", "data"}`` with the id in front, so
     the hash's values alone are the rows of ``list_session_summaries``."""
@@ -614,10 +621,7 @@ class RedisSessionStore(ThreadedSessionStore):
         if reply[0] >= 0:
             flux = _text(reply[1]).split("\n") if reply[0] else []
             if len(flux) == reply[0]:  # else an id in flux holds a newline
-                joined = b",".join(values) if values and isinstance(values[0], bytes) else ",".join(values)
-                summaries: list[SessionSummaryEntry] = json.loads(
-                    b"[" + joined + b"]" if isinstance(joined, bytes) else f"[{joined}]"
-                )
+                summaries: list[SessionSummaryEntry] = json.loads(_json_array(values))
                 if flux:
                     in_flux = set(flux[::2])
                     summaries = [row for row in summaries if row["session_id"] not in in_flux]
