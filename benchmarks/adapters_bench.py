@@ -39,7 +39,7 @@ from typing import Any
 
 import trio
 
-from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
+from session_store.adapters import PostgresSessionStore, RedisSessionStore, S3SessionStore, SQLiteSessionStore
 from session_store.types import SessionKey, SessionStore
 
 from ._data import new_id, transcript
@@ -74,6 +74,7 @@ class Adapter:
     name: str
     open: Callable[[], SessionStore]
     cleanup: Callable[[], None]
+    max_size: int | None = None  # the scale benchmark stops there (None: every size)
 
 
 def run_on(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -138,6 +139,19 @@ def server_urls(notes: list[str]) -> Iterator[dict[str, str]]:
                 notes.append(f"Redis skipped: could not start a throwaway server: {exc}")
         else:
             notes.append(f"Redis skipped: set {REDIS_URL_ENV} or install redis-server")
+        if servers is not None and importlib.util.find_spec("moto") is not None:
+            try:
+                for name, value in servers.S3_TEST_CREDENTIALS.items():
+                    os.environ.setdefault(name, value)
+                s3 = servers.S3Server()
+                started.append(s3)
+                s3.start()
+                urls["s3"] = s3.endpoint_url
+                notes.append("S3: throwaway moto S3 server (tests/s3_server.py, one request at a time)")
+            except Exception as exc:
+                notes.append(f"S3 skipped: could not start the test S3 server: {exc}")
+        else:
+            notes.append("S3 skipped: install moto[s3], flask and flask-cors (the bench extra)")
         yield urls
     finally:
         for server in started:
@@ -159,7 +173,31 @@ def adapters(urls: dict[str, str], workdir: Path) -> list[Adapter]:
         found.append(postgres_adapter(urls["postgres"], f"bench_{tag}"))
     if "redis" in urls:
         found.append(redis_adapter(urls["redis"], f"ssbench-{tag}"))
+    if "s3" in urls:
+        found.append(s3_adapter(urls["s3"], f"ssbench-{tag}"))
+    chosen = os.environ.get(ADAPTERS_ENV)
+    if chosen:
+        names = {name.strip() for name in chosen.split(",")}
+        found = [adapter for adapter in found if adapter.name in names]
     return found
+
+
+ADAPTERS_ENV = "SESSION_STORE_BENCH_ADAPTERS"
+"""Comma-separated adapter names (sqlite, postgres, redis, s3) to run; all by default."""
+
+
+S3_MAX_SIZE_ENV = "SESSION_STORE_BENCH_S3_MAX"
+
+
+def s3_adapter(endpoint: str, bucket: str) -> Adapter:
+    """S3 on the test server; the scale benchmark stops at ``$SESSION_STORE_BENCH_S3_MAX`` (default 10,000):
+    seeding 100,000 sessions through moto, a Python server taking one request at a time, takes most of an hour."""
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=bucket)
+    max_size = int(os.environ.get(S3_MAX_SIZE_ENV, "10000"))
+    return Adapter("s3", lambda: S3SessionStore(bucket, endpoint_url=endpoint), lambda: None, max_size)
 
 
 def postgres_adapter(url: str, table: str) -> Adapter:

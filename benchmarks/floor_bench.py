@@ -1,6 +1,6 @@
 """Each adapter's append against the floor: the raw driver issuing the same statements in one thread.
 
-For SQLite (sqlite3), PostgreSQL (psycopg) and Redis (redis-py), ``BATCHES`` appends of ``BATCH_SIZE`` entries
+For SQLite (sqlite3), PostgreSQL (psycopg), Redis (redis-py) and S3 (boto3), ``BATCHES`` appends of ``BATCH_SIZE`` entries
 to one fresh session, twice per round:
 
 - **adapter**: ``store.append(key, batch)`` on each backend (a thread hop per call, the per-batch dedup, the
@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from session_store.adapters import PostgresSessionStore, RedisSessionStore, SQLiteSessionStore
+from session_store.adapters import PostgresSessionStore, RedisSessionStore, S3SessionStore, SQLiteSessionStore
 from session_store.types import SessionKey, SessionStore
 
 from ._data import new_id, transcript
@@ -130,6 +130,26 @@ def redis_floor(url: str, keys: Any, batches: list[list[dict[str, Any]]], sessio
         client.close()
 
 
+def s3_floor(endpoint: str, bucket: str, batches: list[list[dict[str, Any]]], session_id: str) -> float:
+    """Per batch the adapter's two requests with a warm state: ``PUT`` the part, ``PUT`` the index ``If-Match``."""
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+    index_name = f"{PROJECT}/%index/{session_id}.json"
+    parts: list[str] = []
+    etag: str | None = None
+    started = time.perf_counter()
+    for number, batch in enumerate(batches):
+        part = f"{PROJECT}/{session_id}/part-{number:013d}-000000-ss.jsonl"
+        body = "".join(json.dumps(e) + "\n" for e in batch).encode()
+        client.put_object(Bucket=bucket, Key=part, Body=body, ContentType="application/x-ndjson")
+        parts.append(part)
+        index = json.dumps({"v": 1, "parts": parts, "summary": SUMMARY_JSON, "mtime": number}).encode()
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        etag = client.put_object(Bucket=bucket, Key=index_name, Body=index, **condition)["ETag"]
+    return time.perf_counter() - started
+
+
 # --------------------------------------------------------------------------------------------------- measure
 async def adapter_run(open_store: Callable[[], SessionStore], batches: list[list[dict[str, Any]]], sid: str) -> float:
     store = open_store()
@@ -164,6 +184,15 @@ def _floors(urls: dict[str, str], workdir: Path) -> dict[str, tuple[Callable[[],
         found["redis"] = (
             lambda url=url, prefix=prefix: RedisSessionStore(url, prefix=prefix),
             lambda batches, sid, url=url: redis_floor(url, probe._keys(PROJECT, sid), batches, sid),
+        )
+    if "s3" in urls:
+        import boto3
+
+        endpoint, bucket = urls["s3"], f"ssfloor-{tag}"
+        boto3.session.Session().client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
+        found["s3"] = (
+            lambda endpoint=endpoint, bucket=bucket: S3SessionStore(bucket, endpoint_url=endpoint),
+            lambda batches, sid, endpoint=endpoint, bucket=bucket: s3_floor(endpoint, bucket, batches, sid),
         )
     return found
 

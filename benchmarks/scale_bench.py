@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -45,7 +46,7 @@ from session_store.types import SessionKey, SessionStore
 from . import floor_bench
 from ._data import new_id, transcript
 from ._report import RESULTS_DIR, Table, run_meta, write_results
-from .adapters_bench import Adapter, adapters, close, run_on, server_urls
+from .adapters_bench import ADAPTERS_ENV, Adapter, adapters, close, run_on, server_urls
 
 SUITE = "scale"
 PROJECT_CWD = "/tmp/session-store-scale-project"
@@ -214,7 +215,7 @@ def run_adapter(adapter: Adapter, cfg: Config, backends: tuple[str, ...]) -> dic
     seed_seconds = 0.0
     listed = 0
     load_key: SessionKey | None = None
-    for size in cfg.sizes:
+    for size in [size for size in cfg.sizes if adapter.max_size is None or size <= adapter.max_size]:
         print(f"  {adapter.name}: seeding to {size:,} sessions and a {size:,}-entry session ...", file=sys.stderr)
         started = time.perf_counter()
         load_key = run_on(backends[0], seed_step, adapter, listed, size, cfg.seed_concurrency)
@@ -240,7 +241,9 @@ def _each_adapter(urls: dict[str, str], workdir: Path) -> Iterator[Adapter]:
     cyclic GC during the next adapter's ``load`` would scan them: its cost would then grow with the size of
     the *previous* store.
     """
-    yield memory_adapter()
+    chosen = os.environ.get(ADAPTERS_ENV)
+    if not chosen or "memory" in chosen.split(","):
+        yield memory_adapter()
     yield from adapters(urls, workdir)
 
 
@@ -261,14 +264,15 @@ def _tables(results: dict[str, Any], cfg: Config) -> list[Table]:
         op_rows = []
         for name, result in results.items():
             for backend, data in result["backends"].items():
-                seconds = [entry["seconds"][operation] for entry in data["sizes"]]
+                measured = {entry["size"]: entry["seconds"][operation] for entry in data["sizes"]}
+                largest = max(measured)
                 op_rows.append(
                     [
                         name,
                         backend,
-                        *[s * 1000 for s in seconds],
+                        *[measured[n] * 1000 if n in measured else None for n in sizes],
                         data["slopes"][operation],
-                        seconds[-1] / sizes[-1] * 1e6,
+                        measured[largest] / largest * 1e6,
                     ]
                 )
         unit = "entries" if operation == "load" else "sessions"
@@ -319,7 +323,7 @@ def _chart(results: dict[str, Any], cfg: Config, path: Path) -> bool:
         return False
     figure, axes = plt.subplots(1, len(OPERATIONS), figsize=(13, 4.2), sharey=True)
     styles = {"asyncio": "-", "trio": "--"}
-    colors = {"memory": "#7f7f7f", "sqlite": "#2b7bba", "postgres": "#19a979", "redis": "#e8743b"}
+    colors = {"memory": "#7f7f7f", "sqlite": "#2b7bba", "postgres": "#19a979", "redis": "#e8743b", "s3": "#9b59b6"}
     for ax, operation in zip(axes, OPERATIONS, strict=True):
         for name, result in results.items():
             for backend, data in result["backends"].items():

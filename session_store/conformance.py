@@ -21,6 +21,10 @@ This project's own contracts (strict profile only):
 - ``concurrent_appends_to_different_sessions`` and ``concurrent_appends_to_one_session``: appends from many
   tasks at once lose nothing and keep each task's order.
 - ``unicode_entries_round_trip`` and ``large_entries_round_trip`` (a 1 MiB entry and a 500-entry batch).
+- ``append_once_stores_each_line_once`` and ``concurrent_append_once_stores_each_line_once``, for a store that
+  implements this project's optional ``append_once`` (:mod:`session_store.exactly_once`): held uuids and held
+  copies of uuid-less lines are skipped, entries stored by ``append`` count, concurrent callers store each line
+  once.
 
 Usage, from a test that runs under asyncio or trio (the suite only uses ``compat``)::
 
@@ -566,6 +570,69 @@ async def _large(store: SessionStore, has: frozenset[str]) -> None:
     key = _key("proj", "many")
     await store.append(key, batch)
     _check_equal(await store.load(key), batch, f"load of a {LARGE_BATCH_ENTRIES}-entry batch")
+
+
+@_contract(
+    "append_once_stores_each_line_once",
+    "own: append_once skips held uuids and held copies of uuid-less lines, keeps order, returns the count",
+    "append_once",
+    DEDUPE,
+    in_sdk_harness=False,
+)
+async def _append_once(store: SessionStore, has: frozenset[str]) -> None:
+    tag, title = _entry(None, tag="t"), _entry(None, customTitle="T", n=1)
+    lines = [_entry("u1"), tag, title, tag, _entry("u2")]
+    counts = [None, 0, 0, 1, None]
+    for key in (_MAIN, _key("proj", "sess", "subagents/agent-1")):
+        _check_equal(await store.append_once(key, lines[:3], counts[:3]), 3, "append_once of a new prefix")
+        _check_equal(await store.append_once(key, lines, counts), 2, "append_once of the whole file after a prefix")
+        _check_equal(await store.append_once(key, lines, counts), 0, "append_once of the same file again")
+        _check_equal(await store.load(key), lines, "load after repeated append_once")
+    await store.append(_key("proj", "plain"), [tag, _entry("u1")])
+    _check_equal(
+        await store.append_once(
+            _key("proj", "plain"), [_entry("u1"), cast(SessionStoreEntry, {"tag": "t", "type": "x"}), tag], [None, 0, 1]
+        ),
+        1,
+        "append_once after a plain append of equal entries (key order differs)",
+    )
+    _check_equal(await store.load(_key("proj", "plain")), [tag, _entry("u1"), tag], "load after append + append_once")
+    _check_equal(await store.append_once(_key("proj", "same-call"), [tag, tag], [0, 0]), 1, "one copy, twice")
+    _check_equal(await store.append_once(_key("proj", "empty"), [], []), 0, "append_once of no entries")
+    _check_equal(await store.load(_key("proj", "empty")), None, "load after append_once of no entries")
+    try:
+        await store.append_once(_key("proj", "sess", ""), [_entry("u9")], [None])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("append_once() with subpath '' must raise ValueError (omit subpath for the main key)")
+    if "list_session_summaries" in has:
+        listed = sorted(row["session_id"] for row in await store.list_session_summaries("proj"))
+        _check_equal(listed, ["plain", "same-call", "sess"], "summaries after append_once to main transcripts")
+
+
+@_contract(
+    "concurrent_append_once_stores_each_line_once",
+    "own: tasks sending the same lines with append_once at once store each line exactly once, in order",
+    "append_once",
+    DEDUPE,
+    in_sdk_harness=False,
+)
+async def _concurrent_append_once(store: SessionStore, has: frozenset[str]) -> None:
+    lines = [_entry(None, tag="t"), _entry("u1"), _entry(None, tag="t"), _entry(None, n=1), _entry("u2")]
+    counts: list[int | None] = [0, None, 1, 0, None]
+    sub = _key("proj", "sess", "subagents/agent-1")
+
+    async def writer(key: SessionKey, size: int) -> None:
+        for end in range(size, len(lines) + size, size):
+            await store.append_once(key, lines[:end], counts[:end])
+
+    async with compat.create_task_group() as tg:
+        for task in range(6):
+            tg.start_soon(writer, _MAIN, 1 + task % 3)
+            tg.start_soon(writer, sub, 1 + task % 2)
+    _check_equal(await store.load(_MAIN), lines, "main transcript after concurrent append_once")
+    _check_equal(await store.load(sub), lines, "subagent transcript after concurrent append_once")
 
 
 # -- the runner --

@@ -1,19 +1,28 @@
-"""Importing a Claude Code session from disk into a store (reference §11).
+"""Importing a Claude Code session from disk into a store (reference §11), each source line exactly once.
 
 :func:`import_session_to_store` finds ``<projects>/<project>/<session_id>.jsonl`` (in ``directory``'s project
-folder and its git worktrees, or in every project folder), replays it into the store in batches, then each
-subagent transcript under ``<project>/<session_id>/subagents/**`` with its ``.meta.json`` sidecar as an
-``agent_metadata`` entry. Keys are exactly those :func:`session_store.keys.file_path_to_session_key` gives for
-the files (the project key is the name of the folder the file was found in), so an imported session cannot be
-told apart from a live-mirrored one.
+folder and its git worktrees, or in every project folder); :func:`import_transcript_file` takes that path
+directly (the command line finds each file once and imports it by path). The session's subagent transcripts
+under ``<project>/<session_id>/subagents/**`` go first, in batches, each followed by its ``.meta.json`` sidecar
+as an ``agent_metadata`` entry; the main transcript goes last, in one call. Every line is written with
+:func:`session_store.exactly_once.append_once`, so re-running an import, re-running it after ``kill -9``,
+Ctrl-C or cancellation, and two imports at once store each line once, with or without a ``uuid``; and since a
+session is listed only once its main transcript exists, an interrupted import is never listed partial (the
+project's stores write one call atomically). See "Exactly-once import and mirror" in docs/behaviour.md.
+``sdk_order=True`` (what :mod:`session_store.sdk.session_import` uses) keeps the SDK's order and batching
+instead: main transcript first, every transcript in batches.
+
+Keys are exactly those :func:`session_store.keys.file_path_to_session_key` gives for the files (the project key
+is the name of the folder the file was found in), so an imported session cannot be told apart from a
+live-mirrored one.
 
 SPEC §4 decision 7 (the reference stops with a bare ``JSONDecodeError``):
 
-- A line that is not valid UTF-8 JSON (``NaN`` and ``Infinity`` included: JSON has no such numbers), or not a
-  JSON object, raises ``ValueError`` naming the file and line number. Every file of the session is checked
-  before the first ``append``, so the store is left unchanged (issue 10; this costs one extra parse of the
-  files). Should a file change between the check and the import, batches already appended stay in the store,
-  and re-importing is safe: the project's stores ignore an entry whose ``uuid`` they already hold.
+- A line that is not valid UTF-8 JSON (``NaN`` and ``Infinity`` included: JSON has no such numbers), nested too
+  deeply or too large to parse, or not a JSON object, raises :class:`InvalidLineError` (a ``ValueError``)
+  naming the file and line number. Every file of the session is checked before the first write, so the store
+  is left unchanged (issue 10; this costs one extra parse of the subagent files). Should a file change between
+  the check and the import, what was written stays, and re-importing stores only what is missing.
 - With ``skip_invalid_lines=True`` such lines are skipped instead; the returned :class:`ImportResult` lists
   them (and each is logged as a warning).
 - A transcript (main or subagent) must be a regular file inside ``projects_dir``: a directory or FIFO named
@@ -23,7 +32,8 @@ SPEC §4 decision 7 (the reference stops with a bare ``JSONDecodeError``):
 Batches hold at most ``batch_size`` entries (a value ``<= 0`` means the default, 500) and about
 :data:`~session_store.batcher.MAX_PENDING_BYTES` of line text (counted in UTF-8 bytes, where the reference
 counts characters). All file-system work runs in worker threads through ``compat.run_sync``, one batch at a
-time, so the event loop never blocks and memory stays bounded by one batch.
+time, so the event loop never blocks; memory is bounded by one batch, and by the main transcript, which is held
+whole to be written in one call (``sdk_order=True``: one batch).
 """
 
 from __future__ import annotations
@@ -41,13 +51,16 @@ from typing import IO, Any, cast
 import compat
 
 from .batcher import MAX_PENDING_BYTES, MAX_PENDING_ENTRIES
+from .exactly_once import OccurrenceCounter, append_once
 from .keys import (
     MAX_SANITIZED_LENGTH,
     canonicalize_path,
     checked_directory,
+    checked_path,
     default_projects_dir,
     sanitize_path,
     validate_session_key,
+    validate_uuid,
 )
 from .metadata import AGENT_METADATA_TYPE, read_agent_metadata_sidecar
 from .types import SessionKey, SessionStore, SessionStoreEntry
@@ -55,10 +68,13 @@ from .validation import loads_strict_json, require_uuid
 
 __all__ = [
     "GIT_WORKTREE_TIMEOUT_SECONDS",
+    "EXPECTED_LAYOUT",
     "ImportResult",
+    "InvalidLineError",
     "SkippedLine",
     "find_session_file",
     "import_session_to_store",
+    "import_transcript_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,6 +83,16 @@ GIT_WORKTREE_TIMEOUT_SECONDS = 5.0
 """How long ``git worktree list`` may take when looking for a session in the worktrees of ``directory``."""
 
 _TRANSCRIPT_SUFFIX = ".jsonl"
+
+EXPECTED_LAYOUT = "<projects>/<project>/<session-id>.jsonl"
+"""Where import looks for main transcripts (``<projects>`` is e.g. ``~/.claude/projects``)."""
+
+
+class InvalidLineError(ValueError):
+    """A transcript line that cannot be imported (not JSON, too deep or too large to parse, not an object).
+
+    Names the file and line; ``skip_invalid_lines=True`` (``--skip-invalid-lines``) skips such lines instead.
+    """
 
 
 @dataclass(frozen=True)
@@ -86,8 +112,9 @@ class ImportResult:
     """What :func:`import_session_to_store` wrote.
 
     ``project_key`` is the key the session was written under; ``transcripts`` counts the files imported (the
-    main transcript plus each subagent transcript); ``entries`` counts the entries passed to ``append``
-    (``agent_metadata`` entries included; a store may ignore some as duplicates); ``skipped_lines`` lists the
+    main transcript plus each subagent transcript); ``entries`` counts the entries read and sent to the store
+    (``agent_metadata`` entries included); ``stored`` counts those the store did not hold yet (what
+    ``append_once`` newly stored: 0 when re-importing an unchanged session); ``skipped_lines`` lists the
     invalid lines skipped (always empty unless ``skip_invalid_lines=True``).
     """
 
@@ -95,6 +122,7 @@ class ImportResult:
     project_key: str
     transcripts: int = 0
     entries: int = 0
+    stored: int = 0
     skipped_lines: list[SkippedLine] = field(default_factory=list)
 
 
@@ -239,7 +267,8 @@ class _TranscriptBatches:
     """Reads one JSONL transcript batch by batch; each :meth:`read_batch` call is blocking (worker thread).
 
     Lines are split on ``\\n`` (a trailing ``\\r`` is dropped) and decoded one at a time, so an invalid line
-    is reported with its number. Empty lines are skipped; anything else must be a JSON object.
+    is reported with its number. Empty lines are skipped; anything else must be a JSON object. Each entry comes
+    with its occurrence (:class:`~session_store.exactly_once.OccurrenceCounter`, counted over the whole file).
     """
 
     def __init__(self, path: Path, batch_size: int, skip_invalid_lines: bool, skipped: list[SkippedLine]) -> None:
@@ -249,48 +278,78 @@ class _TranscriptBatches:
         self._skipped = skipped
         self._file: IO[bytes] | None = None
         self._line_number = 0
+        self._occurrences = OccurrenceCounter()
 
-    def _parse(self, raw: bytes) -> dict[str, Any] | None:
+    def _parse(self, raw: bytes) -> tuple[dict[str, Any], int | None] | None:
         try:
             entry = loads_strict_json(raw.decode("utf-8"))
             if not isinstance(entry, dict):
                 raise ValueError(f"a transcript line must be a JSON object, not {type(entry).__name__}")
-        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError included
+            occurrence = self._occurrences.next(entry)
+        except RecursionError as error:  # canonical JSON of an entry that only just parsed
+            reason = f"invalid transcript line (nested too deeply to process: {error})"
+        except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, too deep or too large to parse
             reason = f"invalid transcript line ({error})"
-            if not self._skip_invalid_lines:
-                raise ValueError(
-                    f"{self._path}:{self._line_number}: {reason}; fix or delete the line, or import with "
-                    "skip_invalid_lines=True to skip such lines"
-                ) from error
-            skipped = SkippedLine(self._path, self._line_number, reason)
-            logger.warning("skipping %s", skipped)
-            self._skipped.append(skipped)
-            return None
-        return entry
+        else:
+            return entry, occurrence
+        if not self._skip_invalid_lines:
+            raise InvalidLineError(
+                f"{self._path}:{self._line_number}: {reason}; fix or delete the line, or import with "
+                "skip_invalid_lines=True (--skip-invalid-lines) to skip such lines"
+            )
+        skipped = SkippedLine(self._path, self._line_number, reason)
+        logger.warning("skipping %s", skipped)
+        self._skipped.append(skipped)
+        return None
 
-    def read_batch(self) -> list[SessionStoreEntry]:
-        """The next batch (up to ``batch_size`` entries or about MAX_PENDING_BYTES); ``[]`` at the end."""
+    def read_batch(self) -> tuple[list[SessionStoreEntry], list[int | None]]:
+        """The next batch (up to ``batch_size`` entries or about MAX_PENDING_BYTES) and the occurrence of each
+        of its entries; ``([], [])`` at the end."""
         if self._file is None:
             self._file = self._path.open("rb")
         batch: list[SessionStoreEntry] = []
+        occurrences: list[int | None] = []
         batch_bytes = 0
         for line in self._file:
             self._line_number += 1
             raw = line.rstrip(b"\n").removesuffix(b"\r")
             if not raw:
                 continue
-            entry = self._parse(raw)
-            if entry is None:
+            parsed = self._parse(raw)
+            if parsed is None:
                 continue
-            batch.append(cast(SessionStoreEntry, entry))
+            batch.append(cast(SessionStoreEntry, parsed[0]))
+            occurrences.append(parsed[1])
             batch_bytes += len(raw)
             if len(batch) >= self._batch_size or batch_bytes >= MAX_PENDING_BYTES:
                 break
-        return batch
+        return batch, occurrences
+
+    def read_all(self) -> tuple[list[SessionStoreEntry], list[int | None]]:
+        """Every remaining entry of the file and its occurrence (blocking)."""
+        entries: list[SessionStoreEntry] = []
+        occurrences: list[int | None] = []
+        while True:
+            batch, counts = self.read_batch()
+            if not batch:
+                return entries, occurrences
+            entries += batch
+            occurrences += counts
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def _read_whole_transcript(
+    path: Path, skip_invalid_lines: bool, skipped: list[SkippedLine]
+) -> tuple[list[SessionStoreEntry], list[int | None]]:
+    """Every entry of ``path`` and its occurrence, in one list (blocking)."""
+    lines = _TranscriptBatches(path, MAX_PENDING_ENTRIES, skip_invalid_lines, skipped)
+    try:
+        return lines.read_all()
+    finally:
+        lines.close()
 
 
 async def _import_transcript(
@@ -301,14 +360,29 @@ async def _import_transcript(
     skip_invalid_lines: bool,
     result: ImportResult,
 ) -> None:
+    """Send one transcript in batches, each through ``append_once`` with the file's occurrences."""
     batches = _TranscriptBatches(path, batch_size, skip_invalid_lines, result.skipped_lines)
     try:
-        while batch := await compat.run_sync(batches.read_batch):
-            await store.append(key, batch)
+        while True:
+            batch, occurrences = await compat.run_sync(batches.read_batch)
+            if not batch:
+                break
+            result.stored += await append_once(store, key, batch, occurrences)
             result.entries += len(batch)
     finally:
         batches.close()
     result.transcripts += 1
+
+
+def _check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int (<= 0: the default, {MAX_PENDING_ENTRIES}), got {batch_size!r}")
+    return batch_size if batch_size > 0 else MAX_PENDING_ENTRIES
+
+
+def _check_store(store: object) -> None:
+    if not callable(getattr(store, "append", None)):
+        raise TypeError(f"store must be a SessionStore with an append() method, got {type(store).__name__}")
 
 
 async def import_session_to_store(
@@ -320,26 +394,31 @@ async def import_session_to_store(
     batch_size: int = MAX_PENDING_ENTRIES,
     skip_invalid_lines: bool = False,
     projects_dir: str | os.PathLike[str] | None = None,
+    sdk_order: bool = False,
 ) -> ImportResult:
-    """Replay the local transcript of ``session_id`` (and its subagents) into ``store``.
+    """Replay the local transcript of ``session_id`` (and its subagents) into ``store``, each line once.
 
     ``directory`` selects the project (and its git worktrees) to look in; without it every project folder
-    under ``projects_dir`` is searched. ``projects_dir`` defaults to the Claude CLI's
-    (``$CLAUDE_CONFIG_DIR/projects`` or ``~/.claude/projects``). ``batch_size`` caps the entries per
-    ``append`` (``<= 0``: the default, 500). With ``include_subagents`` (the default) the subagent transcripts
-    and their ``.meta.json`` sidecars are imported too; an unreadable or non-object sidecar counts as absent.
+    under ``projects_dir`` is searched (the first non-empty transcript, in folder-name order; to import one
+    file by its path, use :func:`import_transcript_file`). ``projects_dir`` defaults to the Claude CLI's
+    (``$CLAUDE_CONFIG_DIR/projects`` or ``~/.claude/projects``). ``batch_size`` caps the entries per store call
+    for subagent transcripts (``<= 0``: the default, 500); the main transcript is written last, in one call.
+    ``sdk_order=True`` does as the SDK does instead: main transcript first, every transcript in batches (an
+    interrupted import may then leave a partial main transcript listed until the next import completes it).
+    With ``include_subagents`` (the default) the subagent transcripts and their ``.meta.json`` sidecars are
+    imported too; an unreadable or non-object sidecar counts as absent.
+
+    Every line goes through :func:`session_store.exactly_once.append_once`: importing again stores only what
+    the store does not hold yet (``ImportResult.stored``).
 
     Raises ``TypeError`` for a non-str ``session_id``, a non-int ``batch_size`` or a store without ``append``;
-    ``ValueError`` for a non-UUID ``session_id``, an invalid
-    transcript line (unless ``skip_invalid_lines``) or a transcript that is not a regular file inside
-    ``projects_dir`` (all before the first ``append``, so the store is unchanged), and ``FileNotFoundError``
-    when no non-empty transcript is found.
+    ``ValueError`` for a non-UUID ``session_id``, an invalid transcript line (:class:`InvalidLineError`, unless
+    ``skip_invalid_lines``) or a transcript that is not a regular file inside ``projects_dir`` (all before the
+    first write, so the store is unchanged), and ``FileNotFoundError`` when no non-empty transcript is found.
     """
     require_uuid(session_id, "session_id")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
-        raise TypeError(f"batch_size must be an int (<= 0: the default, {MAX_PENDING_ENTRIES}), got {batch_size!r}")
-    if not callable(getattr(store, "append", None)):
-        raise TypeError(f"store must be a SessionStore with an append() method, got {type(store).__name__}")
+    batch_size = _check_batch_size(batch_size)
+    _check_store(store)
     directory = checked_directory(directory)
     root = Path(projects_dir) if projects_dir is not None else default_projects_dir()
     found = await compat.run_sync(find_session_file, session_id, directory, root)
@@ -348,14 +427,50 @@ async def import_session_to_store(
         raise FileNotFoundError(
             f"Session {session_id} not found in {where} under {root}; check the id, the directory, or CLAUDE_CONFIG_DIR"
         )
-    if batch_size <= 0:
-        batch_size = MAX_PENDING_ENTRIES
+    return await _import_session(store, found, root, include_subagents, batch_size, skip_invalid_lines, sdk_order)
+
+
+async def import_transcript_file(
+    path: str | os.PathLike[str],
+    store: SessionStore,
+    *,
+    projects_dir: str | os.PathLike[str] | None = None,
+    include_subagents: bool = True,
+    batch_size: int = MAX_PENDING_ENTRIES,
+    skip_invalid_lines: bool = False,
+) -> ImportResult:
+    """Import the session whose main transcript is ``path`` (``<projects_dir>/<project>/<session-id>.jsonl``).
+
+    The session id is the file name, the project key the name of its folder: two projects holding the same
+    session id are two sessions, each imported from its own file. ``projects_dir`` defaults to the folder two
+    levels up; the file must be inside it. Otherwise as :func:`import_session_to_store` (``FileNotFoundError``
+    for a missing or empty file, ``ValueError`` for a file name that is not ``<uuid>.jsonl``).
+    """
+    file = Path(checked_path(path, "path"))
+    batch_size = _check_batch_size(batch_size)
+    _check_store(store)
+    if file.suffix != _TRANSCRIPT_SUFFIX or validate_uuid(file.stem) is None:
+        raise ValueError(f"{file} is not a main transcript: expected {EXPECTED_LAYOUT}")
+    root = Path(projects_dir) if projects_dir is not None else file.parent.parent
+    if await compat.run_sync(_non_empty_transcript, file.parent, file.stem) is None:
+        raise FileNotFoundError(f"{file} is missing or empty; expected a transcript at {EXPECTED_LAYOUT}")
+    return await _import_session(store, file, root, include_subagents, batch_size, skip_invalid_lines, False)
+
+
+async def _import_session(
+    store: SessionStore,
+    found: Path,
+    root: Path,
+    include_subagents: bool,
+    batch_size: int,
+    skip_invalid_lines: bool,
+    sdk_order: bool,
+) -> ImportResult:
+    session_id = found.stem
     project_key = found.parent.name
     result = ImportResult(session_id=session_id, project_key=project_key)
     session_dir = found.parent / session_id
     subagents = await compat.run_sync(_subagent_transcripts, session_dir / "subagents") if include_subagents else []
-    await compat.run_sync(_check_session_files, [found, *subagents], root, skip_invalid_lines)
-    metadata_of = [await compat.run_sync(read_agent_metadata_sidecar, path) for path in subagents]
     main_key: SessionKey = {"project_key": project_key, "session_id": session_id}
     subkeys: list[SessionKey] = [
         {**main_key, "subpath": path.relative_to(session_dir).as_posix().removesuffix(_TRANSCRIPT_SUFFIX)}
@@ -364,11 +479,43 @@ async def import_session_to_store(
     for key in (main_key, *subkeys):  # a folder or file name no store can key (NUL, undecodable bytes)
         validate_session_key(key)
 
-    await _import_transcript(store, found, main_key, batch_size, skip_invalid_lines, result)
+    if sdk_order:
+        await compat.run_sync(_check_session_files, [found, *subagents], root, skip_invalid_lines)
+        metadata_of = [await compat.run_sync(read_agent_metadata_sidecar, path) for path in subagents]
+        await _import_transcript(store, found, main_key, batch_size, skip_invalid_lines, result)
+        await _import_subagents(store, subagents, subkeys, metadata_of, batch_size, skip_invalid_lines, result)
+        return result
+
+    # Checks first (the store stays unchanged when one fails), then the subagents, then the main transcript in
+    # one call: a session is listed once its main transcript exists, and then it is complete.
+    await compat.run_sync(_require_transcript_file, found, root)
+    main_skipped: list[SkippedLine] = []
+    main_entries, main_occurrences = await compat.run_sync(
+        _read_whole_transcript, found, skip_invalid_lines, main_skipped
+    )
+    await compat.run_sync(_check_session_files, subagents, root, skip_invalid_lines)
+    metadata_of = [await compat.run_sync(read_agent_metadata_sidecar, path) for path in subagents]
+    await _import_subagents(store, subagents, subkeys, metadata_of, batch_size, skip_invalid_lines, result)
+    result.stored += await append_once(store, main_key, main_entries, main_occurrences)
+    result.entries += len(main_entries)
+    result.transcripts += 1
+    result.skipped_lines[:0] = main_skipped
+    return result
+
+
+async def _import_subagents(
+    store: SessionStore,
+    subagents: list[Path],
+    subkeys: list[SessionKey],
+    metadata_of: list[dict[str, Any] | None],
+    batch_size: int,
+    skip_invalid_lines: bool,
+    result: ImportResult,
+) -> None:
     for path, key, metadata in zip(subagents, subkeys, metadata_of, strict=True):
         await _import_transcript(store, path, key, batch_size, skip_invalid_lines, result)
         if metadata is not None:
             # the marker goes last so a stray "type" in the sidecar cannot shadow it
-            await store.append(key, [cast(SessionStoreEntry, {**metadata, "type": AGENT_METADATA_TYPE})])
+            marker = cast(SessionStoreEntry, {**metadata, "type": AGENT_METADATA_TYPE})
+            result.stored += await append_once(store, key, [marker], [0])
             result.entries += 1
-    return result

@@ -7,7 +7,9 @@ Implements reference §4.1-§4.2, with this project's decisions:
 - SPEC §4 decision 8: entries are deduplicated by ``uuid`` per key: an entry whose uuid the key already holds
   (from an earlier append or earlier in the same batch) is ignored, so a retried append never duplicates.
   Entries without a uuid are always appended. Only the accepted entries are folded into the summary.
-- All six methods are implemented. Appends to a main transcript fold the summary sidecar with
+- ``append_once`` (this project's optional method, :mod:`session_store.exactly_once`) keeps a count of the
+  uuid-less entries per key by canonical JSON, filled by ``append`` too.
+- All seven methods are implemented. Appends to a main transcript fold the summary sidecar with
   :func:`session_store.summary.fold_session_summary` (never for a subpath key) and stamp it with the same
   mtime as the session's ``list_sessions`` row: one strictly increasing epoch-millisecond clock.
 - Entries are checked and copied on the way in as every adapter stores them, through JSON
@@ -22,8 +24,11 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections import Counter
+from collections.abc import Sequence
 from typing import Self, cast
 
+from .exactly_once import canonical_json, check_occurrences, entry_uuid, plan_append_once
 from .keys import validate_project_key, validate_session_key
 from .summary import fold_session_summary
 from .types import (
@@ -53,6 +58,7 @@ class InMemorySessionStore(SessionStore):
     def __init__(self) -> None:
         self._entries: dict[_StorageKey, list[SessionStoreEntry]] = {}
         self._uuids: dict[_StorageKey, set[str]] = {}
+        self._contents: dict[_StorageKey, Counter[str]] = {}  # canonical JSON -> copies, uuid-less entries
         self._mtimes: dict[_StorageKey, int] = {}
         self._summaries: dict[tuple[str, str], SessionSummaryEntry] = {}
         self._last_mtime = 0
@@ -65,20 +71,44 @@ class InMemorySessionStore(SessionStore):
 
     async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         storage_key = _storage_key(key)
+        self._store(key, storage_key, check_entry_list(entries))
+
+    async def append_once(
+        self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        """Store each entry unless the key already holds it (see ``SessionStore.append_once``)."""
+        storage_key = _storage_key(key)
+        check_occurrences(check_entry_list(entries), occurrences)
+        kept = plan_append_once(
+            entries, occurrences, self._uuids.get(storage_key, set()), self._contents.get(storage_key, Counter())
+        )
+        if kept:
+            # through append (which stores without awaiting, so the call stays atomic): a subclass that
+            # watches append sees what append_once stores
+            await self.append(key, [entries[index] for index in kept])
+        return len(kept)
+
+    def _store(self, key: SessionKey, storage_key: _StorageKey, entries: Sequence[SessionStoreEntry]) -> int:
+        """Append JSON copies of the entries whose uuid the key does not hold yet; return how many were stored.
+
+        Every copy is made before anything changes, so an entry JSON cannot carry leaves the store unchanged.
+        """
         known_uuids = self._uuids.get(storage_key, set())
         new_uuids: set[str] = set()
         accepted: list[SessionStoreEntry] = []
-        for entry in check_entry_list(entries):
-            uuid = entry.get("uuid")
-            if isinstance(uuid, str):
+        for entry in entries:
+            uuid = entry_uuid(entry)
+            if uuid is not None:
                 if uuid in known_uuids or uuid in new_uuids:
                     continue
                 new_uuids.add(uuid)
             accepted.append(json.loads(encode_entry(entry)))  # raises before anything is stored
         if not accepted:
-            return
+            return 0
         known_uuids.update(new_uuids)
         self._uuids[storage_key] = known_uuids
+        contents = self._contents.setdefault(storage_key, Counter())
+        contents.update(canonical_json(entry) for entry in accepted if entry_uuid(entry) is None)
         self._entries.setdefault(storage_key, []).extend(accepted)
         mtime = self._next_mtime()
         self._mtimes[storage_key] = mtime
@@ -87,6 +117,7 @@ class InMemorySessionStore(SessionStore):
             summary = fold_session_summary(self._summaries.get((project_key, session_id)), key, accepted)
             summary["mtime"] = mtime
             self._summaries[project_key, session_id] = summary
+        return len(accepted)
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
         stored = self._entries.get(_storage_key(key))
@@ -118,6 +149,7 @@ class InMemorySessionStore(SessionStore):
         for storage_key in doomed:
             self._entries.pop(storage_key, None)
             self._uuids.pop(storage_key, None)
+            self._contents.pop(storage_key, None)
             self._mtimes.pop(storage_key, None)
 
     async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
@@ -187,6 +219,7 @@ class InMemorySessionStore(SessionStore):
         """Forget everything, the mtime clock included."""
         self._entries.clear()
         self._uuids.clear()
+        self._contents.clear()
         self._mtimes.clear()
         self._summaries.clear()
         self._last_mtime = 0

@@ -13,9 +13,10 @@ Shapes (reference §1):
 - ``SessionStore`` is a ``typing.Protocol`` that is deliberately **not** ``@runtime_checkable``:
   ``isinstance(x, SessionStore)`` raises ``TypeError``. Ask :func:`store_implements` instead. ``append`` and
   ``load`` are required; ``list_sessions``, ``list_session_summaries``, ``delete`` and ``list_subkeys`` are
-  optional, and a subclass that inherits their default (which raises ``NotImplementedError``) counts as not
-  implementing them. ``list_projects`` and ``prune_project`` are this project's optional retention methods
-  (not part of the SDK's protocol nor of :data:`OPTIONAL_STORE_METHODS`, which lists the SDK's optional ones).
+  optional, as is this project's ``append_once`` (not in the SDK's protocol); a subclass that inherits their
+  default (which raises ``NotImplementedError``) counts as not implementing them. ``list_projects`` and
+  ``prune_project`` are this project's optional retention methods (neither is in the SDK's protocol nor in
+  :data:`OPTIONAL_STORE_METHODS`, the methods the conformance suite has contracts for).
 - ``SessionInfo`` carries the fields of the SDK's ``SDKSessionInfo``. SPEC §4 decision 6: rows built from a
   store always have ``file_size = None``.
 """
@@ -182,8 +183,25 @@ class SessionStore(Protocol):
         """
         raise _absent("prune_project")
 
+    async def append_once(
+        self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        """Optional (this project's, not the SDK's). ``append`` that stores each source line at most once.
 
-OPTIONAL_STORE_METHODS = frozenset({"list_sessions", "list_session_summaries", "delete", "list_subkeys"})
+        An entry with a uuid is stored unless the key holds that uuid (as ``append`` does). An entry without
+        one, with occurrence ``n`` (its copy number in the source, from
+        :func:`session_store.exactly_once.occurrences`), is stored unless the key already holds more than
+        ``n`` entries equal to it by :func:`~session_store.exactly_once.canonical_json`, whether ``append`` or
+        ``append_once`` stored them (entries stored earlier in the same call count). Stored entries keep the
+        call's order; the call is atomic, so two writers sending the same arguments at once store each entry
+        once. Returns how many entries were newly stored; ``[]`` is a no-op returning 0; validation as
+        ``append``. Callers use :func:`session_store.exactly_once.append_once`, which falls back to
+        ``load`` + ``append`` for a store without this method.
+        """
+        raise _absent("append_once")
+
+
+OPTIONAL_STORE_METHODS = frozenset({"list_sessions", "list_session_summaries", "delete", "list_subkeys", "append_once"})
 """The ``SessionStore`` methods a store may leave out."""
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,5 +122,17 @@ def _reject_constant(name: str) -> Any:
 
 def loads_strict_json(text: str | bytes) -> Any:
     """``json.loads`` that refuses the ``NaN``, ``Infinity`` and ``-Infinity`` tokens Python's ``json`` accepts,
-    so what it gives back can be stored (``ValueError``, like any invalid JSON)."""
-    return json.loads(text, parse_constant=_reject_constant)
+    so what it gives back can be stored (``ValueError``, like any invalid JSON).
+
+    Every failure to parse is a ``ValueError``: also a document nested deeper than the parser can follow (which
+    ``json`` reports as ``RecursionError``) and one too large for memory (``MemoryError``), so a caller reading
+    lines (import, mirror) reports that line and goes on instead of aborting.
+    """
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as error:
+        raise ValueError(
+            f"JSON nested too deeply to parse (deeper than Python's recursion limit of {sys.getrecursionlimit()})"
+        ) from error
+    except MemoryError as error:
+        raise ValueError(f"JSON too large to parse in the memory available ({len(text)} characters)") from error

@@ -46,9 +46,10 @@ def load_entry(worker: int, session_id: str, number: int) -> SessionStoreEntry:
     )
 
 
-def open_store_from_spec(spec: dict[str, str]) -> SQLiteSessionStore | PostgresSessionStore | RedisSessionStore:
+def open_store_from_spec(spec: dict[str, str]) -> SessionStore:
     """``{"kind": "sqlite", "path": ...}``, ``{"kind": "postgres", "url": ..., "table": ...}``, ``{"kind":
-    "redis", "url": ..., "prefix": ...}`` (a ``redis+cluster://`` URL for a cluster)."""
+    "redis", "url": ..., "prefix": ...}`` (a ``redis+cluster://`` URL for a cluster), ``{"kind": "s3", "url":
+    endpoint, "bucket": ...}``."""
     kind = spec["kind"]
     if kind == "sqlite":
         return SQLiteSessionStore(spec["path"])
@@ -56,6 +57,10 @@ def open_store_from_spec(spec: dict[str, str]) -> SQLiteSessionStore | PostgresS
         return PostgresSessionStore(spec["url"], table=spec["table"])
     if kind == "redis":
         return RedisSessionStore(spec["url"], prefix=spec["prefix"])
+    if kind == "s3":
+        from session_store.adapters.s3 import S3SessionStore
+
+        return S3SessionStore(spec["bucket"], endpoint_url=spec["url"])
     raise ValueError(f"unknown store kind {kind!r}")
 
 

@@ -529,7 +529,7 @@ async def test_open_store_redis_urls(url: str) -> None:
     await store.close()
 
 
-@pytest.mark.parametrize("url", ["mysql://user:secret@host/db", "sessions.db", "s3://bucket/prefix"])
+@pytest.mark.parametrize("url", ["mysql://user:secret@host/db", "sessions.db", "gs://bucket/prefix"])
 def test_open_store_rejects_unknown_schemes_listing_the_supported_ones(url: str) -> None:
     with pytest.raises(ValueError, match="unsupported store URL") as caught:
         open_store(url)

@@ -13,6 +13,7 @@ import pytest
 from session_store.importing import ImportResult, import_session_to_store
 from session_store.keys import file_path_to_session_key, project_key_for_directory, sanitize_path
 from session_store.reading import get_subagent_messages_from_store, list_subagents_from_store
+from session_store.sdk.session_import import import_session_to_store as sdk_import_session_to_store
 from session_store.types import SessionKey
 from tests.transcript_factories import (
     AppendSpyStore,
@@ -56,15 +57,15 @@ async def test_import_copies_the_main_transcript(projects: Path) -> None:
     write_session(projects, session_id, entries)
     result = await import_session_to_store(session_id, store, projects_dir=projects)
     assert await store.load(main_key(session_id)) == entries
-    assert result == ImportResult(session_id=session_id, project_key=PROJECT, transcripts=1, entries=4)
+    assert result == ImportResult(session_id=session_id, project_key=PROJECT, transcripts=1, entries=4, stored=4)
 
 
-async def test_import_appends_in_batches_of_batch_size(projects: Path) -> None:
+async def test_import_in_sdk_order_appends_in_batches_of_batch_size(projects: Path) -> None:
     store = AppendSpyStore()
     session_id = new_id()
     entries = [user(f"m{i}") for i in range(5)]
     write_session(projects, session_id, entries)
-    await import_session_to_store(session_id, store, projects_dir=projects, batch_size=2)
+    await sdk_import_session_to_store(session_id, store, projects_dir=projects, batch_size=2)
     assert store.appends == [
         (main_key(session_id), entries[0:2]),
         (main_key(session_id), entries[2:4]),
@@ -72,12 +73,33 @@ async def test_import_appends_in_batches_of_batch_size(projects: Path) -> None:
     ]
 
 
+async def test_import_writes_the_main_transcript_in_one_call_whatever_the_batch_size(projects: Path) -> None:
+    store = AppendSpyStore()
+    session_id = new_id()
+    entries = [user(f"m{i}") for i in range(5)]
+    write_session(projects, session_id, entries)
+    await import_session_to_store(session_id, store, projects_dir=projects, batch_size=2)
+    assert store.appends == [(main_key(session_id), entries)]
+
+
+async def test_import_writes_subagents_in_batches_before_the_main_transcript(projects: Path) -> None:
+    store = AppendSpyStore()
+    session_id = new_id()
+    main = [user(f"m{i}") for i in range(3)]
+    write_session(projects, session_id, main)
+    sub = linked(user("a"), user("b"), user("c"))
+    write_subagent(projects, session_id, "subagents/agent-a", sub)
+    await import_session_to_store(session_id, store, projects_dir=projects, batch_size=2)
+    sub_key: SessionKey = {**main_key(session_id), "subpath": "subagents/agent-a"}
+    assert store.appends == [(sub_key, sub[0:2]), (sub_key, sub[2:3]), (main_key(session_id), main)]
+
+
 @pytest.mark.parametrize("batch_size", [0, -3])
 async def test_import_batch_size_of_zero_or_less_uses_the_default(projects: Path, batch_size: int) -> None:
     store = AppendSpyStore()
     session_id = new_id()
     write_session(projects, session_id, [user(f"m{i}") for i in range(5)])
-    await import_session_to_store(session_id, store, projects_dir=projects, batch_size=batch_size)
+    await sdk_import_session_to_store(session_id, store, projects_dir=projects, batch_size=batch_size)
     assert [len(entries) for _, entries in store.appends] == [5]
 
 
@@ -85,7 +107,7 @@ async def test_import_flushes_a_batch_at_one_mebibyte_of_lines(projects: Path) -
     store = AppendSpyStore()
     session_id = new_id()
     write_session(projects, session_id, [user("x" * 600_000) for _ in range(3)])
-    await import_session_to_store(session_id, store, projects_dir=projects)
+    await sdk_import_session_to_store(session_id, store, projects_dir=projects)
     assert [len(entries) for _, entries in store.appends] == [2, 1]
 
 

@@ -47,7 +47,7 @@ from typing import Any, cast
 import processes
 import pytest
 from load_worker import PROJECT, load_entry, open_store_from_spec, peak_rss_kib, rss_kib, session_path
-from servers import PostgresServer, RedisClusterServers, RedisServer, redis_test_prefix
+from servers import PostgresServer, RedisClusterServers, RedisServer, new_s3_bucket, redis_test_prefix
 from soak import scaled
 
 import compat
@@ -113,6 +113,7 @@ async def load_all(store: SessionStore, session_ids: list[str]) -> dict[str, lis
         pytest.param("postgres", marks=pytest.mark.servers),
         pytest.param("redis", marks=pytest.mark.servers),
         pytest.param("redis-cluster", marks=pytest.mark.servers),
+        pytest.param("s3", marks=pytest.mark.servers),
     ]
 )
 def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
@@ -125,6 +126,9 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
     if request.param == "redis":
         redis_url: str = request.getfixturevalue("redis_url")
         return {"kind": "redis", "url": redis_url, "prefix": redis_test_prefix()}
+    if request.param == "s3":
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        return {"kind": "s3", "url": endpoint, "bucket": new_s3_bucket(endpoint)}
     cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
     return {"kind": "redis", "url": cluster.url, "prefix": redis_test_prefix()}
 

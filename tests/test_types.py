@@ -113,8 +113,10 @@ async def test_protocol_optional_defaults_raise_not_implemented_naming_the_metho
         await getattr(MinimalSubclass(), method)(argument)
 
 
-def test_optional_store_methods_are_the_four_optional_ones() -> None:
-    assert frozenset({"list_sessions", "list_session_summaries", "delete", "list_subkeys"}) == (OPTIONAL_STORE_METHODS)
+def test_optional_store_methods_are_the_sdks_four_and_append_once() -> None:
+    assert frozenset({"list_sessions", "list_session_summaries", "delete", "list_subkeys", "append_once"}) == (
+        OPTIONAL_STORE_METHODS
+    )
 
 
 def test_session_info_has_the_sdk_fields_in_order_with_optional_defaults() -> None:

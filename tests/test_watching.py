@@ -1,7 +1,9 @@
 """TranscriptFolderWatcher: which lines and sidecars of a projects folder reach the store, and when it stops.
 
 Every async test runs under asyncio and trio. Each one writes a projects folder under tmp_path, follows it with
-a real ``TranscriptMirrorBatcher`` into a store that records every append, and asserts the exact appends.
+a real ``TranscriptMirrorBatcher`` into a store that records every append, and asserts the exact appends. These
+batchers are not built on ``watcher.exactly_once_store``: the exactly-once path (positions, retries after a failed
+append, the pending limits) is tested in tests/test_mirror_trust.py.
 """
 
 from __future__ import annotations
@@ -313,3 +315,19 @@ async def test_follow_rejects_negative_or_nan_seconds(folder: ProjectsFolder, op
 
     with pytest.raises(ValueError, match=f"{option} must be a non-negative number of seconds"):
         await watcher.follow(mirror.batcher, **{option: value})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error", "message"),
+    [
+        ("max_pending_lines", 0, ValueError, "max_pending_lines must be at least 1, got 0"),
+        ("max_pending_bytes", -5, ValueError, "max_pending_bytes must be at least 1, got -5"),
+        ("max_pending_lines", True, TypeError, "max_pending_lines must be an int, got bool True"),
+        ("max_pending_bytes", 1.5, TypeError, "max_pending_bytes must be an int, got float 1.5"),
+    ],
+)
+def test_pending_limits_that_are_not_positive_ints_are_refused(
+    folder: ProjectsFolder, option: str, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        TranscriptFolderWatcher(folder.root, **{option: value})  # type: ignore[arg-type]

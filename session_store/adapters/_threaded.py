@@ -25,6 +25,7 @@ from typing import Any, Self, TypeVar, cast
 
 import compat
 
+from ..exactly_once import check_occurrences, entry_uuid
 from ..keys import validate_project_key, validate_session_key
 from ..summary import fold_session_summary
 from ..types import (
@@ -69,12 +70,6 @@ def require_driver(module: str, *, store: str, extra: str) -> None:
 # -- append rules --------------------------------------------------------------------------------------------
 
 
-def entry_uuid(entry: SessionStoreEntry) -> str | None:
-    """The entry's idempotency key: its ``uuid`` when that is a string, else None (always appended)."""
-    uuid = entry.get("uuid")
-    return uuid if isinstance(uuid, str) else None
-
-
 def unique_in_batch(entries: Iterable[SessionStoreEntry]) -> list[SessionStoreEntry]:
     """``entries`` without repeats of a uuid seen earlier in the same batch (the first occurrence wins)."""
     seen: set[str] = set()
@@ -115,10 +110,16 @@ def fold_stamped_summary(
 class ThreadedSessionStore(SessionStore):
     """A ``SessionStore`` whose blocking ``_..._blocking`` methods run in worker threads.
 
-    Subclasses implement the six blocking methods (``subpath`` is None for the main transcript and never
+    Subclasses implement the seven blocking methods (``_append_once_blocking`` included) (``subpath`` is None for the main transcript and never
     ``""``) and ``_close_blocking``. ``close()`` is idempotent; a closed store raises ``RuntimeError``.
     Use ``async with store:`` to close it on exit.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls._append_once_blocking is ThreadedSessionStore._append_once_blocking and "append_once" not in vars(cls):
+            # no blocking half: append_once is absent (store_implements says so), not a NotImplementedError
+            cls.append_once = SessionStore.append_once  # type: ignore[method-assign]  # the protocol's "absent" default
 
     def __init__(self, *, max_threads: int) -> None:
         self._limiter = compat.CapacityLimiter(max_threads)
@@ -135,6 +136,19 @@ class ThreadedSessionStore(SessionStore):
         if not check_entry_list(entries):
             return
         await self._call(self._append_blocking, key, key.get("subpath"), list(entries))
+
+    async def append_once(
+        self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        """Store each entry unless ``key`` holds it already (uuid, or content and occurrence); how many were new.
+
+        See ``SessionStore.append_once`` and :mod:`session_store.exactly_once`; atomic like ``append``.
+        """
+        validate_session_key(key)
+        check_occurrences(check_entry_list(entries), occurrences)
+        if not entries:
+            return 0
+        return await self._call(self._append_once_blocking, key, key.get("subpath"), list(entries), list(occurrences))
 
     async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
         """The key's entries in append order, or None when nothing was ever stored under it."""
@@ -204,6 +218,11 @@ class ThreadedSessionStore(SessionStore):
     # -- implemented by each adapter; run in a worker thread --
 
     def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        raise NotImplementedError
+
+    def _append_once_blocking(
+        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
         raise NotImplementedError
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:

@@ -18,6 +18,9 @@ Schema (``create_schema()`` is idempotent and serialized by an advisory lock; it
   main transcript, ``uuid``, ``entry``). A partial unique index on ``(project_key, session_id, subpath,
   uuid)`` makes uuids idempotent (``ON CONFLICT DO NOTHING``). ``entry`` is ``json``, not ``jsonb``: it keeps
   the text as written, so loads are exact and ``\\u0000`` (which ``jsonb`` rejects) is accepted.
+  ``content_hash``: the SHA-256 of the canonical JSON of an entry without a uuid (NULL otherwise), indexed per
+  key, so ``append_once`` counts the entries equal to one (docs/behaviour.md, "Exactly-once import and
+  mirror"); ``create_schema()`` adds the column to an older table and fills it for rows stored without it.
 - ``T_summaries``: one row per main transcript with ``mtime`` (epoch ms) and the fold's opaque ``data``.
   ``list_sessions`` and ``list_session_summaries`` read this table, so both report the same mtime.
   An index on ``(project_key, mtime)`` (``T_summaries_mtime_idx``) serves retention's range
@@ -48,6 +51,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, LiteralString
 from urllib.parse import urlsplit
 
+from ..exactly_once import content_hash, plan_append_once
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ..validation import encode_json
@@ -68,6 +72,9 @@ PostgreSQL's 63-byte limit)."""
 PING_IDLE_CONNECTIONS_AFTER_SECONDS = 1.0
 """A pooled connection unused for longer is pinged before it is handed out (like HikariCP's bypass window)."""
 
+BACKFILL_BATCH_ROWS = 1000
+"""Rows hashed per statement when ``create_schema`` fills ``content_hash`` for rows stored without it."""
+
 _MAIN_SUBPATH = ""  # the main transcript's subpath column; "" is never a valid subpath (SPEC §4 decision 2)
 _CLOCK_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
@@ -80,6 +87,11 @@ def validate_table_name(table: str) -> str:
             "not starting with a digit (e.g. 'session_entries')"
         )
     return table
+
+
+def _lock_name(table: str, project_key: str, session_id: str, subpath: str) -> str:
+    """The advisory-lock name of one key (parts length-prefixed so no two keys share a name)."""
+    return f"{table}:{len(project_key)}:{project_key}:{len(session_id)}:{session_id}:{subpath}"
 
 
 def _describe_dsn(dsn: str) -> str:
@@ -102,6 +114,8 @@ class _Statements:
             "key_index": sql.Identifier(f"{table}_key_idx"),
             "uuid_index": sql.Identifier(f"{table}_uuid_idx"),
             "mtime_index": sql.Identifier(f"{table}_summaries_mtime_idx"),
+            "content_index": sql.Identifier(f"{table}_content_idx"),
+            "unhashed_index": sql.Identifier(f"{table}_unhashed_idx"),
             "clock_ms": sql.SQL(_CLOCK_MS),
         }
 
@@ -114,7 +128,16 @@ class _Statements:
                 "CREATE TABLE IF NOT EXISTS {entries} ("
                 " seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
                 " project_key text NOT NULL, session_id text NOT NULL, subpath text NOT NULL,"
-                " uuid text, entry json NOT NULL)"
+                " uuid text, entry json NOT NULL, content_hash text)"
+            ),
+            compose("ALTER TABLE {entries} ADD COLUMN IF NOT EXISTS content_hash text"),
+            compose(
+                "CREATE INDEX IF NOT EXISTS {content_index} ON {entries}"
+                " (project_key, session_id, subpath, content_hash) WHERE content_hash IS NOT NULL"
+            ),
+            compose(
+                "CREATE INDEX IF NOT EXISTS {unhashed_index} ON {entries} (seq)"
+                " WHERE uuid IS NULL AND content_hash IS NULL"
             ),
             compose("CREATE INDEX IF NOT EXISTS {key_index} ON {entries} (project_key, session_id, subpath, seq)"),
             compose(
@@ -128,10 +151,24 @@ class _Statements:
             ),
             compose("CREATE INDEX IF NOT EXISTS {mtime_index} ON {summaries} (project_key, mtime)"),
         ]
+        self.unhashed_rows = compose(
+            "SELECT seq, entry FROM {entries} WHERE uuid IS NULL AND content_hash IS NULL ORDER BY seq LIMIT %s"
+        )
+        self.fill_hashes = compose(
+            "UPDATE {entries} SET content_hash = filled.content_hash"
+            " FROM unnest(%s::bigint[], %s::text[]) AS filled(seq, content_hash) WHERE {entries}.seq = filled.seq"
+        )
+        self.lock_key = sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))")
+        self.count_equal = compose(
+            "SELECT content_hash, count(*) FROM {entries}"
+            " WHERE project_key = %s AND session_id = %s AND subpath = %s AND content_hash = ANY(%s::text[])"
+            " GROUP BY content_hash"
+        )
         self.insert_entries = compose(
-            "INSERT INTO {entries} (project_key, session_id, subpath, uuid, entry)"
-            " SELECT %s, %s, %s, batch.uuid, batch.entry"
-            " FROM unnest(%s::text[], %s::json[]) WITH ORDINALITY AS batch(uuid, entry, ord) ORDER BY batch.ord"
+            "INSERT INTO {entries} (project_key, session_id, subpath, uuid, entry, content_hash)"
+            " SELECT %s, %s, %s, batch.uuid, batch.entry, batch.content_hash"
+            " FROM unnest(%s::text[], %s::json[], %s::text[]) WITH ORDINALITY AS batch(uuid, entry, content_hash, ord)"
+            " ORDER BY batch.ord"
             " ON CONFLICT (project_key, session_id, subpath, uuid) WHERE uuid IS NOT NULL DO NOTHING"
             " RETURNING uuid"
         )
@@ -295,6 +332,10 @@ class PostgresSessionStore(ThreadedSessionStore):
             conn.execute(self._sql.schema_lock)
             for statement in self._sql.schema:
                 conn.execute(statement)
+            # rows stored before content_hash existed (or by an older version since): hash them now; the
+            # partial index makes this a cheap check once every row has its hash
+            while rows := conn.execute(self._sql.unhashed_rows, (BACKFILL_BATCH_ROWS,)).fetchall():
+                conn.execute(self._sql.fill_hashes, ([seq for seq, _ in rows], [content_hash(e) for _, e in rows]))
 
     def _create_schema_blocking(self) -> None:
         self._create_schema_on(self._ready_pool())
@@ -302,27 +343,65 @@ class PostgresSessionStore(ThreadedSessionStore):
     # -- SessionStore, blocking halves --
 
     def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        self._write_blocking(key, subpath, entries, None)
+
+    def _append_once_blocking(
+        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        return self._write_blocking(key, subpath, entries, occurrences)
+
+    def _write_blocking(
+        self,
+        key: SessionKey,
+        subpath: str | None,
+        entries: list[SessionStoreEntry],
+        occurrences: list[int | None] | None,
+    ) -> int:
+        """``append`` (``occurrences`` None) or ``append_once``; returns how many entries were stored.
+
+        The key is locked before anything is read: a main transcript by its summary row (``FOR UPDATE``), a
+        subagent transcript by a transaction-level advisory lock on the key, taken when the batch has entries
+        without a uuid (so concurrent ``append_once`` calls count each other's rows). ``append_once`` then
+        counts the rows equal to each uuid-less entry (one round trip) and inserts what the rule lets through.
+        """
         import psycopg
 
         project_key, session_id = key["project_key"], key["session_id"]
-        batch = unique_in_batch(entries)
-        insert_params = (
-            project_key,
-            session_id,
-            subpath or _MAIN_SUBPATH,
-            [entry_uuid(entry) for entry in batch],
-            [encode_entry(entry) for entry in batch],
-        )
+        column_subpath = subpath or _MAIN_SUBPATH
+        hashes = {id(entry): content_hash(entry) for entry in entries if entry_uuid(entry) is None}
         with self._connection() as conn:
-            if subpath is not None:
-                conn.execute(self._sql.insert_entries, insert_params)  # one statement, one round trip
-                return
+            if subpath is not None and occurrences is None and not hashes:
+                # only uuid entries: the unique index decides alone, one statement, one round trip
+                batch = unique_in_batch(entries)
+                inserted = conn.execute(
+                    self._sql.insert_entries, self._insert_params(key, column_subpath, batch, hashes)
+                )
+                return len(inserted.fetchall())
             with conn.pipeline(), conn.transaction():
-                conn.execute(self._sql.create_summary_row, (project_key, session_id))
-                previous_row = conn.execute(self._sql.lock_summary_row, (project_key, session_id))
-                inserted = conn.execute(self._sql.insert_entries, insert_params)
+                if subpath is None:
+                    conn.execute(self._sql.create_summary_row, (project_key, session_id))
+                    previous_row = conn.execute(self._sql.lock_summary_row, (project_key, session_id))
+                else:
+                    conn.execute(self._sql.lock_key, (_lock_name(self.table, project_key, session_id, subpath),))
+                if occurrences is None:
+                    batch = unique_in_batch(entries)
+                else:
+                    wanted = sorted(set(hashes.values()))
+                    held: dict[str, int] = {}
+                    if wanted:
+                        counted = conn.execute(self._sql.count_equal, (project_key, session_id, column_subpath, wanted))
+                        held = {digest: count for digest, count in counted.fetchall()}
+                    kept = plan_append_once(entries, occurrences, frozenset(), held, lambda e: hashes[id(e)])
+                    batch = [entries[index] for index in kept]
+                if not batch:
+                    raise psycopg.Rollback()
+                inserted = conn.execute(
+                    self._sql.insert_entries, self._insert_params(key, column_subpath, batch, hashes)
+                )
                 new_uuids = {uuid for (uuid,) in inserted.fetchall()}
                 stored = [e for e in batch if (uuid := entry_uuid(e)) is None or uuid in new_uuids]
+                if subpath is not None:
+                    return len(stored)
                 if not stored:
                     raise psycopg.Rollback()  # a fully repeated batch changes nothing, not even the mtime
                 mtime, data = previous_row.fetchone() or (0, {})
@@ -330,6 +409,21 @@ class PostgresSessionStore(ThreadedSessionStore):
                 summary = fold_session_summary(previous, key, stored)
                 summary_json = encode_json(summary["data"])
                 conn.execute(self._sql.write_summary, (summary_json, project_key, session_id))
+                return len(stored)
+        return 0  # rolled back: nothing stored
+
+    @staticmethod
+    def _insert_params(
+        key: SessionKey, column_subpath: str, batch: list[SessionStoreEntry], hashes: dict[int, str]
+    ) -> tuple[object, ...]:
+        return (
+            key["project_key"],
+            key["session_id"],
+            column_subpath,
+            [entry_uuid(entry) for entry in batch],
+            [encode_entry(entry) for entry in batch],
+            [hashes.get(id(entry)) for entry in batch],
+        )
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
         with self._connection() as conn:

@@ -17,6 +17,8 @@ Key layout (``P`` is the prefix, default ``session-store``; ``pk``, ``sid`` and 
     P:{pk:sid}:sub:<subpath>      list    a subagent transcript
     P:{pk:sid}:uuids:main         set     uuids held by the main transcript (idempotency)
     P:{pk:sid}:uuids:sub:<subpath> set    uuids held by that subkey
+    P:{pk:sid}:contents:main      hash    content hash -> count of the uuid-less entries, and the marker "*"
+    P:{pk:sid}:contents:sub:<subpath> hash  the same for that subkey (append_once counts equal entries here)
     P:{pk:sid}:subkeys            set     the session's subpaths (raw)
     P:{pk:sid}:summary            string  {"mtime": epoch ms, "data": the fold's opaque data}
     P:{pk}:sessions               zset    session id -> mtime: the index behind list_sessions
@@ -64,7 +66,10 @@ Append: ``WATCH`` the key's uuid set (and the summary for a main append), read w
 summary and ``TIME``, then ``MULTI``: ``RPUSH`` the new entries, ``SADD`` their uuids, write the folded summary
 (or record the subpath), ``EXEC``. A concurrent writer makes ``EXEC`` fail and the append starts over, at most
 :data:`MAX_TRANSACTION_ATTEMPTS` times. redis-py never silently re-sends a watched transaction after a
-connection error, so a dropped connection cannot double an append.
+connection error, so a dropped connection cannot double an append. An append with entries without a uuid also
+watches the key's count hash and adds their content hashes to it; ``append_once`` reads the counts there (a key
+stored before the counts existed is counted from its list once, and the marker field records that) and stores
+only what docs/behaviour.md's "Exactly-once import and mirror" rule lets through.
 """
 
 from __future__ import annotations
@@ -72,9 +77,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
+from ..exactly_once import content_hash, plan_append_once
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ..validation import encode_json
 from ._threaded import (
@@ -92,7 +99,7 @@ if TYPE_CHECKING:
     from redis.client import Pipeline
     from redis.cluster import RedisCluster
 
-__all__ = ["DEFAULT_PREFIX", "MAX_TRANSACTION_ATTEMPTS", "RedisKeys", "RedisSessionStore"]
+__all__ = ["COUNTED_MARKER", "DEFAULT_PREFIX", "MAX_TRANSACTION_ATTEMPTS", "RedisKeys", "RedisSessionStore"]
 
 DEFAULT_PREFIX = "session-store"
 MAX_TRANSACTION_ATTEMPTS = 100
@@ -255,7 +262,17 @@ return text .. ']'
 """
 """Like :data:`_SNAPSHOT`, as one JSON text (each element escaped by ``cjson``: slower, any id)."""
 
+COUNTED_MARKER = "*"
+"""Field of a count hash meaning "every entry of the key is counted" (content hashes are 64 hex digits)."""
+
 T = TypeVar("T")
+
+
+class HeldCounts(NamedTuple):
+    """Entries a key holds per content hash; ``recount``: the hash lacked its marker and must be rewritten."""
+
+    counts: dict[str, int]
+    recount: bool
 
 
 def _escape(part: str) -> str:
@@ -285,6 +302,11 @@ class RedisKeys:
 
     def uuids(self, subpath: str | None) -> str:
         return f"{self._session}:uuids:main" if subpath is None else f"{self._session}:uuids:sub:{_escape(subpath)}"
+
+    def contents(self, subpath: str | None) -> str:
+        if subpath is None:
+            return f"{self._session}:contents:main"
+        return f"{self._session}:contents:sub:{_escape(subpath)}"
 
 
 def _json_array(values: list[bytes | str]) -> bytes | str:
@@ -459,37 +481,85 @@ class RedisSessionStore(ThreadedSessionStore):
     # -- SessionStore, blocking halves --
 
     def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        self._write_blocking(key, subpath, entries, None)
+
+    def _append_once_blocking(
+        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        return self._write_blocking(key, subpath, entries, occurrences)
+
+    def _held_counts(self, pipe: Pipeline, keys: RedisKeys, subpath: str | None, wanted: list[str]) -> HeldCounts:
+        """How many entries equal to each of ``wanted`` the key holds (read under ``WATCH``).
+
+        A key whose count hash lacks :data:`COUNTED_MARKER` was written before the counts existed (or never):
+        its entries are counted from the list, and the whole count is rewritten with the next ``EXEC``.
+        """
+        values = pipe.hmget(keys.contents(subpath), [COUNTED_MARKER, *wanted])
+        if values[0] is not None:
+            return HeldCounts({digest: int(v) for digest, v in zip(wanted, values[1:], strict=True) if v}, False)
+        counts: Counter[str] = Counter()
+        for raw in pipe.lrange(keys.entries(subpath), 0, -1):
+            entry = decode_entry(raw)
+            if entry_uuid(entry) is None:
+                counts[content_hash(entry)] += 1
+        return HeldCounts(dict(counts), True)
+
+    def _write_blocking(
+        self,
+        key: SessionKey,
+        subpath: str | None,
+        entries: list[SessionStoreEntry],
+        occurrences: list[int | None] | None,
+    ) -> int:
+        """``append`` (``occurrences`` None) or ``append_once`` in one watched transaction; how many were stored."""
         session_id = key["session_id"]
         keys = self._keys(key["project_key"], session_id)
-        batch = unique_in_batch(entries)
-        uuids = [uuid for entry in batch if (uuid := entry_uuid(entry)) is not None]
+        hashes = {id(entry): content_hash(entry) for entry in entries if entry_uuid(entry) is None}
+        uuids = list(dict.fromkeys(uuid for entry in entries if (uuid := entry_uuid(entry)) is not None))
         watched = [keys.uuids(subpath)] if subpath is not None else [keys.uuids(None), keys.summary]
+        if hashes:
+            watched.append(keys.contents(subpath))
 
         summary_json = ""
 
-        def write(pipe: Pipeline) -> int | None:
+        def write(pipe: Pipeline) -> tuple[int | None, int]:
             nonlocal summary_json
             presence = pipe.smismember(keys.uuids(subpath), uuids) if uuids else []
             known = {uuid for uuid, present in zip(uuids, presence, strict=True) if present}
-            stored = [entry for entry in batch if entry_uuid(entry) not in known]
+            held = self._held_counts(pipe, keys, subpath, sorted(set(hashes.values()))) if hashes else None
+            if occurrences is None:
+                stored = [entry for entry in unique_in_batch(entries) if entry_uuid(entry) not in known]
+            else:
+                counts = held.counts if held is not None else {}
+                kept = plan_append_once(entries, occurrences, known, counts, lambda e: hashes[id(e)])
+                stored = [entries[index] for index in kept]
             if not stored:
-                return None
+                return None, 0
             mtime, summary_json = self._fold_summary(pipe, key, keys, stored) if subpath is None else (None, "")
             pipe.multi()
             pipe.rpush(keys.entries(subpath), *[encode_entry(entry) for entry in stored])
             stored_uuids = [uuid for entry in stored if (uuid := entry_uuid(entry)) is not None]
             if stored_uuids:
                 pipe.sadd(keys.uuids(subpath), *stored_uuids)
+            if held is not None:
+                added = Counter(hashes[id(entry)] for entry in stored if entry_uuid(entry) is None)
+                if held.recount:
+                    fields: dict[Any, Any] = {COUNTED_MARKER: 1, **(Counter(held.counts) + added)}
+                    pipe.hset(keys.contents(subpath), mapping=fields)
+                else:
+                    for digest, count in added.items():
+                        pipe.hincrby(keys.contents(subpath), digest, count)
             if subpath is None:
                 pipe.set(keys.summary, summary_json)
             else:
                 pipe.sadd(keys.subkeys, subpath)
             pipe.execute()
-            return mtime
+            return mtime, len(stored)
 
-        mtime = self._transaction(watched, write)
+        mtime, stored_count = self._transaction(watched, write)
         if mtime is not None:
             self._confirm_append(keys, session_id, mtime, summary_json)
+        return stored_count
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
         raw: list[bytes | str] = self._client.lrange(self._keys(project_key, session_id).entries(subpath), 0, -1)
@@ -672,7 +742,7 @@ class RedisSessionStore(ThreadedSessionStore):
         keys = self._keys(project_key, session_id)
         if subpath is not None:
             with self._client.pipeline(transaction=True) as pipe:
-                pipe.delete(keys.entries(subpath), keys.uuids(subpath))
+                pipe.delete(keys.entries(subpath), keys.uuids(subpath), keys.contents(subpath))
                 pipe.srem(keys.subkeys, subpath)
                 pipe.execute()
             return
@@ -697,10 +767,12 @@ class RedisSessionStore(ThreadedSessionStore):
             pipe.delete(
                 keys.entries(None),
                 keys.uuids(None),
+                keys.contents(None),
                 keys.summary,
                 keys.subkeys,
                 *[keys.entries(sub) for sub in subpaths],
                 *[keys.uuids(sub) for sub in subpaths],
+                *[keys.contents(sub) for sub in subpaths],
             )
             pipe.execute()
             return mtime

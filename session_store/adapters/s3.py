@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -67,10 +68,11 @@ from urllib.parse import quote, unquote
 
 import compat
 
+from ..exactly_once import content_hash, plan_append_once
 from ..keys import validate_project_key, validate_session_key
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
-from ..validation import check_entry_list, encode_json
+from ..validation import encode_json
 from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_driver
 
 if TYPE_CHECKING:
@@ -101,11 +103,6 @@ def _flat(subpath: str) -> str:
     return quote(subpath, safe="")
 
 
-def canonical_json(entry: SessionStoreEntry) -> str:
-    """The identity of an entry without a uuid (its copies are counted by this)."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -134,7 +131,6 @@ class _KeyState:
     uuids: set[str] = field(default_factory=set)
     copies: Counter[str] = field(default_factory=Counter)
     index: dict[str, Any] = field(default_factory=dict)
-    server_ms: int = 0  # the object store's clock when the index was read
 
     def take(self, entries: list[SessionStoreEntry]) -> None:
         for entry in entries:
@@ -142,7 +138,7 @@ class _KeyState:
             if uuid is not None:
                 self.uuids.add(uuid)
             else:
-                self.copies[canonical_json(entry)] += 1
+                self.copies[content_hash(entry)] += 1
 
 
 class _Lost(Exception):
@@ -250,29 +246,23 @@ class S3SessionStore(ThreadedSessionStore):
         code = getattr(error, "response", {}).get("Error", {}).get("Code")
         return code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
-    def _get(self, name: str) -> tuple[bytes, str, int] | None:
-        """The object's body, its ETag and the server's clock (epoch ms), or None when there is no such object."""
-        found, _ = self._get_timed(name)
-        return found
-
-    def _get_timed(self, name: str) -> tuple[tuple[bytes, str, int] | None, int]:
-        """:meth:`_get` and the server's clock (``Date`` header, epoch ms) of the answer, found or not."""
+    def _get(self, name: str) -> tuple[bytes, str] | None:
+        """The object's body and ETag, or None when there is no such object."""
         from botocore.exceptions import ClientError
 
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=name)
         except ClientError as error:
             if self._is_missing(error):
-                return None, _server_ms(error.response)
+                return None
             raise
-        now = _server_ms(response)
-        return (response["Body"].read(), response["ETag"], now), now
+        return response["Body"].read(), response["ETag"]
 
     def _get_index(self, name: str) -> tuple[dict[str, Any], str] | None:
         found = self._get(name)
         if found is None:
             return None
-        body, etag, _ = found
+        body, etag = found
         index: dict[str, Any] = json.loads(body)
         return index, etag
 
@@ -297,9 +287,23 @@ class S3SessionStore(ThreadedSessionStore):
         new_etag: str = response["ETag"]
         return new_etag
 
-    def _put_part(self, name: str, entries: list[SessionStoreEntry]) -> None:
+    def _put_part(self, name: str, entries: list[SessionStoreEntry]) -> int:
+        """Write one part; returns the object store's clock (epoch ms) when it took it."""
         body = "".join(encode_entry(entry) + "\n" for entry in entries).encode()
-        self._client.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType="application/x-ndjson")
+        response = self._client.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType="application/x-ndjson")
+        return _server_ms(response)
+
+    def _still(self, index_name: str, state: _KeyState) -> bool:
+        """Whether the index is still at ``state``'s ETag (a ``HEAD`` request)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=index_name)
+        except ClientError as error:
+            if self._is_missing(error):
+                return False
+            raise
+        return bool(response["ETag"] == state.etag)
 
     def _delete_objects(self, names: list[str]) -> None:
         for start in range(0, len(names), 1000):
@@ -382,11 +386,11 @@ class S3SessionStore(ThreadedSessionStore):
         index_name = self._index_name(project_key, session_id, subpath)
         key_dir = self._key_dir(project_key, session_id, subpath)
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            found, server_ms = self._get_timed(index_name)
+            found = self._get(index_name)
             if found is None:  # nothing committed here yet: adopt the SDK example's parts, if any
                 sdk_parts = self._sdk_parts(key_dir)
                 newest = max((int(_part_match(name).group(1)) for name, _ in sdk_parts), default=0)  # type: ignore[union-attr]
-                state = _KeyState(index={"v": 1, "parts": [], "summary": None, "mtime": newest}, server_ms=server_ms)
+                state = _KeyState(index={"v": 1, "parts": [], "summary": None, "mtime": newest})
                 state.parts = [key_dir + name for name, _ in sdk_parts]
                 try:
                     for part in state.parts:
@@ -395,18 +399,17 @@ class S3SessionStore(ThreadedSessionStore):
                     continue
                 state.index["parts"] = list(state.parts)
                 return state
-            body, etag, _ = found
+            body, etag = found
             index = json.loads(body)
             cached = self._cached_state(index_name)
             if cached is not None and cached.etag == etag:
-                cached.server_ms = server_ms
                 return cached
             parts: list[str] = list(index.get("parts", []))
             if cached is not None and parts[: len(cached.parts)] == cached.parts:
-                state = _KeyState(etag, list(cached.parts), set(cached.uuids), Counter(cached.copies), index, server_ms)
+                state = _KeyState(etag, list(cached.parts), set(cached.uuids), Counter(cached.copies), index)
                 new_parts = parts[len(cached.parts) :]
             else:
-                state = _KeyState(etag, [], set(), Counter(), index, server_ms)
+                state = _KeyState(etag, [], set(), Counter(), index)
                 new_parts = parts
             try:
                 for part in new_parts:
@@ -438,29 +441,36 @@ class S3SessionStore(ThreadedSessionStore):
         project_key, session_id = key["project_key"], key["session_id"]
         index_name = self._index_name(project_key, session_id, subpath)
         key_dir = self._key_dir(project_key, session_id, subpath)
-        encoded = [encode_entry(entry) for entry in entries]  # refuses what JSON cannot carry, before any request
-        del encoded
+        for entry in entries:
+            encode_entry(entry)  # refuses what JSON cannot carry, before any request
+        # Optimistic first attempt: what this store last committed or read is usually still current, and
+        # a stale guess costs nothing but a retry (its conditional index write fails).
+        state = self._cached_state(index_name)
+        fresh = False
         for _ in range(MAX_COMMIT_ATTEMPTS):
-            state = self._current_state(project_key, session_id, subpath)
+            if state is None:
+                state, fresh = self._current_state(project_key, session_id, subpath), True
             stored = _new_entries(state, entries, occurrences)
             if not stored:
+                if not fresh and not self._still(index_name, state):
+                    state = None  # deleted or changed meanwhile: decide again on what the store holds now
+                    continue
                 return 0
             part = key_dir + self._new_part_name(state.parts)
-            self._put_part(part, stored)
+            server_ms = self._put_part(part, stored)
             index = dict(state.index)
             index["parts"] = [*state.parts, part]
             if subpath is None:
                 index["summary"] = self._folded(key, index.get("summary"), stored)
-                index["mtime"] = max(state.server_ms, int(index.get("mtime") or 0) + 1)  # one clock, always forward
+                index["mtime"] = max(server_ms, int(index.get("mtime") or 0) + 1)  # one clock, always forward
             new_etag = self._put_index(index_name, index, state.etag)
             if new_etag is not None:
-                committed = _KeyState(
-                    new_etag, index["parts"], set(state.uuids), Counter(state.copies), index, state.server_ms
-                )
+                committed = _KeyState(new_etag, index["parts"], set(state.uuids), Counter(state.copies), index)
                 committed.take(stored)
                 self._remember(index_name, committed)
                 return len(stored)
             self._delete_objects([part])  # lost the race: nothing of this attempt stays
+            state = None
         raise RuntimeError(
             f"gave up after {MAX_COMMIT_ATTEMPTS} attempts: the index of {key!r} kept changing under concurrent writers"
         )
@@ -470,19 +480,6 @@ class S3SessionStore(ThreadedSessionStore):
             {"session_id": key["session_id"], "mtime": 0, "data": data} if data is not None else None
         )
         return fold_session_summary(previous, key, stored)["data"]
-
-    async def append_once(
-        self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]
-    ) -> int:
-        """Store each entry unless the key already holds it (by uuid, or ``occurrences[i]`` + 1 equal copies)."""
-        validate_session_key(key)
-        if not check_entry_list(entries):
-            return 0
-        if not isinstance(occurrences, list) or len(occurrences) != len(entries):
-            raise ValueError(
-                f"occurrences must be a list with one int or None per entry ({len(entries)}), got {occurrences!r}"
-            )
-        return await self._call(self._append_once_blocking, key, key.get("subpath"), list(entries), occurrences)
 
     # -- reads ----------------------------------------------------------------------------------------------
 
@@ -749,22 +746,8 @@ def _part_match(name: str) -> re.Match[str] | None:
 def _new_entries(
     state: _KeyState, entries: list[SessionStoreEntry], occurrences: list[int | None] | None
 ) -> list[SessionStoreEntry]:
-    """The entries of one append that the key does not hold yet (SPEC §4 decision 8 and ``append_once``)."""
-    uuids = set(state.uuids)
-    copies = Counter(state.copies)
-    stored: list[SessionStoreEntry] = []
-    for index, entry in enumerate(entries):
-        uuid = entry_uuid(entry)
-        if uuid is not None:
-            if uuid in uuids:
-                continue
-            uuids.add(uuid)
-        elif occurrences is not None and occurrences[index] is not None:
-            identity = canonical_json(entry)
-            if copies[identity] > int(occurrences[index] or 0):
-                continue
-            copies[identity] += 1
-        else:
-            copies[canonical_json(entry)] += 1
-        stored.append(entry)
-    return stored
+    """The entries of one append that the key does not hold yet (SPEC §4 decision 8 and ``append_once``;
+    a plain ``append`` keeps every entry without a uuid)."""
+    copies = occurrences if occurrences is not None else [sys.maxsize] * len(entries)
+    kept = plan_append_once(entries, copies, state.uuids, state.copies, identity=content_hash)
+    return [entries[index] for index in kept]

@@ -19,9 +19,12 @@ process or in others, is serialized and nothing is lost or folded twice. Within 
 used from worker threads one call at a time (``compat.run_sync`` with a limiter of one).
 
 Layout: ``session_entries`` (one row per entry, ``subpath = ''`` for the main transcript, ordered by the
-rowid ``seq``; a partial unique index on ``(project_key, session_id, subpath, uuid)`` makes uuids idempotent)
+rowid ``seq``; a partial unique index on ``(project_key, session_id, subpath, uuid)`` makes uuids idempotent, and
+``content_hash``, the SHA-256 of the canonical JSON of an entry without a uuid, indexed per key, lets
+``append_once`` count the entries equal to one; see "Exactly-once import and mirror" in docs/behaviour.md)
 and ``session_summaries`` (one row per main transcript: ``mtime`` and the fold's opaque ``data``).
-``PRAGMA user_version`` records :data:`SCHEMA_VERSION`.
+``PRAGMA user_version`` records :data:`SCHEMA_VERSION`; opening a version-1 file upgrades it (adds and fills
+``content_hash``), and a version newer than this code is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..exactly_once import content_hash
 from ..keys import checked_path
 from ..types import (
     SessionKey,
@@ -50,7 +54,6 @@ from ._threaded import (
     entry_uuid,
     fold_stamped_summary,
     next_mtime,
-    unique_in_batch,
 )
 
 __all__ = [
@@ -70,7 +73,8 @@ BUSY_TIMEOUT_SECONDS = 30.0
 
 WAL_SWITCH_RETRY_SECONDS = 0.01
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: entries and summaries; 2: ``content_hash`` of the entries without a uuid (``append_once``), backfilled."""
 
 _MAIN_SUBPATH = ""  # the main transcript's subpath column; "" is never a valid subpath (SPEC §4 decision 2)
 
@@ -81,7 +85,8 @@ CREATE TABLE IF NOT EXISTS session_entries (
     session_id TEXT NOT NULL,
     subpath TEXT NOT NULL,
     uuid TEXT,
-    entry TEXT NOT NULL
+    entry TEXT NOT NULL,
+    content_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS session_entries_by_key ON session_entries (project_key, session_id, subpath, seq);
 CREATE UNIQUE INDEX IF NOT EXISTS session_entries_uuid ON session_entries (project_key, session_id, subpath, uuid)
@@ -95,6 +100,28 @@ CREATE TABLE IF NOT EXISTS session_summaries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS session_summaries_by_mtime ON session_summaries (project_key, mtime);
 """
+
+# Created after the version-2 upgrade, which adds the column to a version-1 file.
+_CONTENT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS session_entries_content ON session_entries "
+    "(project_key, session_id, subpath, content_hash) WHERE content_hash IS NOT NULL"
+)
+
+_COUNT_EQUAL = (
+    "SELECT count(*) FROM session_entries WHERE project_key = ? AND session_id = ? AND subpath = ? AND content_hash = ?"
+)
+
+
+def _add_content_hashes(conn: sqlite3.Connection) -> None:
+    """Upgrade to version 2: add ``content_hash`` if missing and fill it for the rows without a uuid."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(session_entries)")}
+    if "content_hash" not in columns:
+        conn.execute("ALTER TABLE session_entries ADD COLUMN content_hash TEXT")
+    rows = conn.execute("SELECT seq, entry FROM session_entries WHERE uuid IS NULL AND content_hash IS NULL")
+    conn.executemany(
+        "UPDATE session_entries SET content_hash = ? WHERE seq = ?",
+        [(content_hash(decode_entry(text)), seq) for seq, text in rows.fetchall()],
+    )
 
 
 PRUNE_CANDIDATES_SQL = "SELECT session_id, mtime FROM session_summaries WHERE project_key = ? AND mtime < ?"
@@ -179,6 +206,9 @@ class SQLiteSessionStore(ThreadedSessionStore):
                     )
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
+                if version < SCHEMA_VERSION:
+                    _add_content_hashes(conn)
+                conn.execute(_CONTENT_INDEX)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except BaseException:
             conn.close()
@@ -201,19 +231,46 @@ class SQLiteSessionStore(ThreadedSessionStore):
     # -- SessionStore, blocking halves --
 
     def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
+        self._write_blocking(key, subpath, entries, None)
+
+    def _append_once_blocking(
+        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
+    ) -> int:
+        return self._write_blocking(key, subpath, entries, occurrences)
+
+    def _write_blocking(
+        self,
+        key: SessionKey,
+        subpath: str | None,
+        entries: list[SessionStoreEntry],
+        occurrences: list[int | None] | None,
+    ) -> int:
+        """``append`` (``occurrences`` None) or ``append_once``, in one write transaction; how many were stored.
+
+        A uuid the key holds is skipped by the unique index; for ``append_once``, an entry without a uuid with
+        occurrence n is skipped when the key holds more than n rows with its ``content_hash`` (rows inserted
+        earlier in this transaction included).
+        """
         project_key, session_id = key["project_key"], key["session_id"]
+        column_subpath = subpath or _MAIN_SUBPATH
         with self._transaction(self._connection()) as conn:
             stored: list[SessionStoreEntry] = []
-            for entry in unique_in_batch(entries):
+            for index, entry in enumerate(entries):
+                uuid = entry_uuid(entry)
+                digest = None if uuid is not None else content_hash(entry)
+                if digest is not None and occurrences is not None:
+                    (held,) = conn.execute(_COUNT_EQUAL, (project_key, session_id, column_subpath, digest)).fetchone()
+                    if held > (occurrences[index] or 0):
+                        continue
                 cursor = conn.execute(
-                    "INSERT INTO session_entries (project_key, session_id, subpath, uuid, entry) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    (project_key, session_id, subpath or _MAIN_SUBPATH, entry_uuid(entry), encode_entry(entry)),
+                    "INSERT INTO session_entries (project_key, session_id, subpath, uuid, entry, content_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (project_key, session_id, column_subpath, uuid, encode_entry(entry), digest),
                 )
                 if cursor.rowcount == 1:
                     stored.append(entry)
             if subpath is not None or not stored:
-                return
+                return len(stored)
             row = conn.execute(
                 "SELECT mtime, data FROM session_summaries WHERE project_key = ? AND session_id = ?",
                 (project_key, session_id),
@@ -231,6 +288,7 @@ class SQLiteSessionStore(ThreadedSessionStore):
                 "ON CONFLICT (project_key, session_id) DO UPDATE SET mtime = excluded.mtime, data = excluded.data",
                 (project_key, session_id, summary["mtime"], encode_json(summary["data"])),
             )
+            return len(stored)
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
         rows = self._connection().execute(

@@ -25,6 +25,7 @@ from typing import Any
 from ..keys import default_projects_dir
 from ..types import SessionStore
 from .browse import list_command, show_command, subagents_command
+from .compact import compact_command
 from .demo import demo_command
 from .edit import delete_command, fork_command, rename_command, tag_command
 from .import_folder import import_command
@@ -74,7 +75,9 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
         if name == "subagents":
             return await subagents_command(store, scope, args.session_id)
         if name == "resume":
-            return await resume_command(store, scope, args.session_id, args.into, args.timeout * 1000)
+            return await resume_command(
+                store, scope, args.session_id, args.into, args.timeout * 1000, force=args.force, console=console
+            )
         if name == "rename":
             return await rename_command(store, scope, args.session_id, args.title)
         if name == "tag":
@@ -83,6 +86,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
             return await fork_command(store, scope, args.session_id, args.up_to, args.title)
         if name == "delete":
             return await delete_command(store, scope, args.session_id)
+        if name == "compact":
+            return await compact_command(store, scope, args.session_id)
         if name == "mirror":
             return await mirror_command(
                 store,
@@ -93,6 +98,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
                 duration=args.duration,
                 interval=args.interval,
                 from_start=args.from_start,
+                positions=args.positions,
+                max_pending_lines=args.max_pending,
             )
         if name == "prune":
             return await prune_command(store, args.store, args.older_than, args.directory, dry_run=args.dry_run)

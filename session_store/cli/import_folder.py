@@ -1,7 +1,11 @@
 """``import [FOLDER]``: every ``<project>/<session>.jsonl`` of a Claude projects folder into the store.
 
-A single project folder works too; subagent transcripts come along. A progress bar is drawn on stderr when it
-is a terminal. A session that fails is reported and the others still import (exit status 1).
+A single project folder works too; subagent transcripts come along. Each transcript is found once, by its path,
+and imported by that path (:func:`session_store.importing.import_transcript_file`), so the same session id in
+two project folders is two sessions, and the work is linear in the number of files. Every line is written
+exactly once (``append_once``): re-running the import, or running two at once, stores only what is missing,
+and the summary counts what was stored. A progress bar is drawn on stderr when it is a terminal. A session that
+fails is reported and the others still import (exit status 1); finding no transcript at all is an error too.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import compat
 
-from ..importing import import_session_to_store
+from ..importing import EXPECTED_LAYOUT, InvalidLineError, import_transcript_file
 from ..keys import validate_uuid
 from ..types import SessionStore
 from .output import Console, ProgressBar, Report
@@ -33,7 +37,9 @@ def _main_transcripts(project_dir: Path) -> list[Path]:
 def find_transcripts(folder: Path) -> list[Path]:
     """The main transcripts of a projects folder (or of one project folder), least recently modified first.
 
-    Importing in that order makes the store's modification times, and so ``list``, follow the files' order.
+    Each file is listed once, by its path. Importing in that order makes the store's modification times, and so
+    ``list``, follow the files' order. Raises :class:`CliError` when ``folder`` is not a directory or holds no
+    transcript, naming the folder and the layout looked for.
     """
     if not folder.is_dir():
         raise CliError(
@@ -41,8 +47,13 @@ def find_transcripts(folder: Path) -> list[Path]:
             "or set CLAUDE_CONFIG_DIR"
         )
     found = _main_transcripts(folder) or [
-        path for child in folder.iterdir() if child.is_dir() for path in _main_transcripts(child)
+        path for child in sorted(folder.iterdir()) if child.is_dir() for path in _main_transcripts(child)
     ]
+    if not found:
+        raise CliError(
+            f"no transcripts found under {folder}: expected {EXPECTED_LAYOUT} (pass a Claude projects folder "
+            "like ~/.claude/projects, or one <project> folder of it)"
+        )
     return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path))
 
 
@@ -68,23 +79,25 @@ async def import_command(
     rows: list[dict[str, Any]] = []
     for done, path in enumerate(transcripts):
         progress.update(done, path.stem[:8])
-        row: dict[str, Any] = {"session_id": path.stem, "project_key": path.parent.name}
+        row: dict[str, Any] = {"session_id": path.stem, "project_key": path.parent.name, "path": str(path)}
         try:
-            result = await import_session_to_store(
-                path.stem,
+            result = await import_transcript_file(
+                path,
                 store,
                 projects_dir=path.parent.parent,
                 include_subagents=include_subagents,
                 batch_size=batch_size,
                 skip_invalid_lines=skip_invalid_lines,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:
             row["error"] = str(exc)
+            row["invalid_line"] = isinstance(exc, InvalidLineError)
         else:
             row |= {
                 "project_key": result.project_key,
                 "transcripts": result.transcripts,
                 "entries": result.entries,
+                "stored": result.stored,
                 "skipped_lines": [str(line) for line in result.skipped_lines],
             }
         rows.append(row)
@@ -94,17 +107,29 @@ async def import_command(
 
 
 def _import_report(folder: Path, rows: list[dict[str, Any]]) -> Report:
+    """The summary: only what was stored counts as imported; sessions the store already held are named apart."""
     failed = [row for row in rows if "error" in row]
-    imported = [row for row in rows if "error" not in row]
+    imported = [row for row in rows if "error" not in row and row["stored"] > 0]
+    unchanged = [row for row in rows if "error" not in row and row["stored"] == 0]
     subagents = sum(row["transcripts"] - 1 for row in imported)
     projects = len({row["project_key"] for row in imported})
+    stored = sum(row["stored"] for row in imported)
     lines = [
         f"imported {len(imported)} session(s) with {subagents} subagent transcript(s) "
-        f"from {projects} project(s) under {folder}"
+        f"from {projects} project(s) under {folder}: {stored} new line(s) stored"
     ]
-    lines += [f"skipped {skipped}" for row in imported for skipped in row["skipped_lines"]]
-    lines += [f"failed {row['session_id']}: {row['error']}" for row in failed]
-    if failed:
+    if unchanged:
+        lines.append(f"{len(unchanged)} session(s) already in the store: nothing new to store")
+    lines += [f"skipped {skipped}" for row in rows if "error" not in row for skipped in row["skipped_lines"]]
+    lines += [f"failed {row['path']}: {row['error']}" for row in failed]
+    if any(row["invalid_line"] for row in failed):
         lines.append("rerun with --skip-invalid-lines to import the valid lines of corrupt transcripts")
-    data = {"folder": str(folder), "sessions": rows, "imported": len(imported), "failed": len(failed)}
+    data = {
+        "folder": str(folder),
+        "sessions": rows,
+        "imported": len(imported),
+        "unchanged": len(unchanged),
+        "stored": stored,
+        "failed": len(failed),
+    }
     return Report(data, "\n".join(lines), EXIT_FAILURE if failed else 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..resume import DEFAULT_LOAD_TIMEOUT_MS
-from ..watching import POLL_INTERVAL_SECONDS
+from ..watching import MAX_PENDING_LINES, POLL_INTERVAL_SECONDS
 from .output import PROG
 from .prune import duration_argument
 from .running import BACKENDS, EXIT_USAGE, CliError
@@ -28,6 +28,13 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
     return value
 
 
@@ -112,7 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     scoped("subagents", "list a session's subagents")
 
     sub = scoped("resume", "write a stored session to a config folder the Claude CLI can resume from")
-    sub.add_argument("--into", type=Path, required=True, metavar="DIR", help="target config folder")
+    sub.description = (
+        f"{sub.description}; never follows a link in or below DIR, never replaces a different file without "
+        "--force. Exit status: 0 written, 1 error (no partial or temp file left), 2 usage error, 3 written but "
+        "incomplete (what was left out is named on stderr)"
+    )
+    sub.add_argument("--into", required=True, metavar="DIR", help="target config folder (created 0700 if missing)")
+    sub.add_argument(
+        "--force",
+        action="store_true",
+        help="replace files that differ from the stored session, keeping each old one beside it as NAME.bak",
+    )
     sub.add_argument("--timeout", type=_seconds, default=DEFAULT_LOAD_TIMEOUT_MS / 1000, help="store timeout (s)")
 
     sub = scoped("rename", "set a session's title")
@@ -128,12 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     scoped("delete", "delete a session and its subagents")
 
+    sub = scoped("compact", "merge a session's part objects into one (object stores: s3://)", session=False)
+    sub.add_argument("session_id", nargs="?", metavar="SESSION_ID", help="only this session (default: every one)")
+
     sub = command("mirror", "follow a projects folder and mirror new transcript lines into the store")
     sub.add_argument("folder", nargs="?", type=Path, metavar="FOLDER", help="default: as for import")
     sub.add_argument("--once", action="store_true", help="poll once and exit")
     sub.add_argument("--duration", type=_seconds, metavar="SECONDS", help="stop after this long")
     sub.add_argument("--interval", type=_seconds, default=POLL_INTERVAL_SECONDS, metavar="SECONDS", help="poll period")
     sub.add_argument("--from-start", action="store_true", help="also mirror lines already in the files")
+    sub.add_argument(
+        "--positions",
+        type=Path,
+        metavar="FILE",
+        help="position file (default: one per store and folder under $XDG_STATE_HOME/session-store/mirror)",
+    )
+    sub.add_argument(
+        "--max-pending",
+        type=_positive_int,
+        default=MAX_PENDING_LINES,
+        metavar="LINES",
+        help="stop reading past this many lines not yet stored (default: %(default)s)",
+    )
 
     sub = command("prune", "delete the sessions not modified for longer than --older-than (every project by default)")
     sub.add_argument("--older-than", type=duration_argument, required=True, metavar="DURATION", help="e.g. 30d, 12h")
