@@ -9,7 +9,7 @@ to one fresh session, twice per round:
   no event loop: SQLite ``BEGIN IMMEDIATE``, one ``INSERT ... ON CONFLICT DO NOTHING`` per entry, the summary
   ``SELECT``\\ s and upsert, ``COMMIT``; PostgreSQL the adapter's own composed statements (``self._sql``) in
   one pipelined transaction; Redis ``WATCH``, ``SMISMEMBER``, ``GET``, ``TIME``, ``MULTI`` / ``RPUSH`` /
-  ``SADD`` / ``SET`` / ``EXEC``, ``ZADD GT``. The floor encodes each entry with ``json.dumps`` (the statements
+  ``SADD`` / ``SET`` / ``EXEC``, then the adapter's confirming script on the project index (``EVALSHA``). The floor encodes each entry with ``json.dumps`` (the statements
   need the text) and writes a fixed summary (the fold is the adapter's work, so it counts against it).
 
 Rounds alternate floor and adapter; the ratio is adapter time / floor time for the same number of entries
@@ -104,7 +104,10 @@ def postgres_floor(url: str, statements: Any, batches: list[list[dict[str, Any]]
 def redis_floor(url: str, keys: Any, batches: list[list[dict[str, Any]]], session_id: str) -> float:
     import redis
 
+    from session_store.adapters.redis import _CONFIRM_APPEND
+
     client = redis.Redis.from_url(url)
+    confirm = client.register_script(_CONFIRM_APPEND)
     try:
         started = time.perf_counter()
         for batch in batches:
@@ -120,7 +123,8 @@ def redis_floor(url: str, keys: Any, batches: list[list[dict[str, Any]]], sessio
                 pipe.sadd(keys.uuids(None), *uuids)
                 pipe.set(keys.summary, json.dumps({"mtime": mtime, "data": SUMMARY_JSON}))
                 pipe.execute()
-            client.zadd(keys.index, {session_id: mtime}, gt=True)
+            summary_json = json.dumps({"mtime": mtime, "data": SUMMARY_JSON})
+            confirm(keys=[keys.index, keys.summaries], args=[session_id, mtime, summary_json])
         return time.perf_counter() - started
     finally:
         client.close()

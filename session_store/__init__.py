@@ -38,6 +38,7 @@ from .reading import (
     list_subagents_from_store,
 )
 from .resume import MaterializedResume, materialize_resume_session
+from .retention import PrunedSession, prune_sessions
 from .summary import fold_session_summary, summary_entry_to_session_info
 from .types import (
     ForkSessionResult,
@@ -67,6 +68,7 @@ __all__ = [
     "MaterializedResume",
     "MirrorError",
     "MirrorErrorCallback",
+    "PrunedSession",
     "SessionInfo",
     "SessionKey",
     "SessionListSubkeysKey",
@@ -92,6 +94,7 @@ __all__ = [
     "materialize_resume_session",
     "open_store",
     "project_key_for_directory",
+    "prune_sessions",
     "rename_session_via_store",
     "run_session_store_conformance",
     "store_implements",

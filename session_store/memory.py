@@ -160,6 +160,39 @@ class InMemorySessionStore(SessionStore):
             if project_key == key["project_key"] and session_id == key["session_id"] and subpath is not None
         ]
 
+    # -- retention (session_store.retention) --
+
+    async def list_projects(self) -> list[str]:
+        """Every project key holding at least one main transcript."""
+        return sorted({project_key for project_key, _, subpath in self._entries if subpath is None})
+
+    def _prune_candidates(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        return [
+            (session_id, summary["mtime"])
+            for (summary_project, session_id), summary in self._summaries.items()
+            if summary_project == project_key and summary["mtime"] < before_ms
+        ]
+
+    async def prune_project(
+        self, project_key: str, *, before_ms: int, dry_run: bool = False
+    ) -> list[SessionStoreListEntry]:
+        """Delete the project's sessions whose mtime is before ``before_ms``; the deleted (or, with
+        ``dry_run``, the found) rows. A session is deleted only if its mtime is still before the cutoff."""
+        validate_project_key(project_key)
+        if isinstance(before_ms, bool) or not isinstance(before_ms, int):
+            raise TypeError(f"before_ms must be an int (epoch milliseconds), got {before_ms!r}")
+        found = self._prune_candidates(project_key, before_ms)
+        if dry_run:
+            return [{"session_id": session_id, "mtime": mtime} for session_id, mtime in found]
+        pruned: list[SessionStoreListEntry] = []
+        for session_id, _ in found:
+            summary = self._summaries.get((project_key, session_id))
+            if summary is None or summary["mtime"] >= before_ms:
+                continue  # appended to (or deleted) since it was found
+            await self.delete({"project_key": project_key, "session_id": session_id})
+            pruned.append({"session_id": session_id, "mtime": summary["mtime"]})
+        return pruned
+
     # -- lifecycle: nothing to release, but every store closes the same way --
 
     async def close(self) -> None:

@@ -14,7 +14,9 @@ Shapes (reference §1):
   ``isinstance(x, SessionStore)`` raises ``TypeError``. Ask :func:`store_implements` instead. ``append`` and
   ``load`` are required; ``list_sessions``, ``list_session_summaries``, ``delete`` and ``list_subkeys`` are
   optional, as is this project's ``append_once`` (not in the SDK's protocol); a subclass that inherits their
-  default (which raises ``NotImplementedError``) counts as not implementing them.
+  default (which raises ``NotImplementedError``) counts as not implementing them. ``list_projects`` and
+  ``prune_project`` are this project's optional retention methods (neither is in the SDK's protocol nor in
+  :data:`OPTIONAL_STORE_METHODS`, the methods the conformance suite has contracts for).
 - ``SessionInfo`` carries the fields of the SDK's ``SDKSessionInfo``. SPEC §4 decision 6: rows built from a
   store always have ``file_size = None``.
 """
@@ -162,6 +164,25 @@ class SessionStore(Protocol):
     async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
         """Optional. Every subpath stored under a session (never the main transcript)."""
         raise _absent("list_subkeys")
+
+    # -- retention (this project's extension; not in the SDK's protocol): see session_store.retention --
+
+    async def list_projects(self) -> list[str]:
+        """Optional. Every project key that holds at least one main transcript (order unspecified).
+
+        Lets :func:`session_store.retention.prune_sessions` work on every project of a store.
+        """
+        raise _absent("list_projects")
+
+    async def prune_project(
+        self, project_key: str, *, before_ms: int, dry_run: bool = False
+    ) -> list[SessionStoreListEntry]:
+        """Optional. Delete (like ``delete`` of the main key) every session of the project whose ``mtime`` is
+        before ``before_ms``; return the deleted rows (with ``dry_run``, the rows it would delete, deleting
+        nothing). Found through an index range, not a scan; a session appended to while it is pruned is kept
+        whole or deleted whole, never cut.
+        """
+        raise _absent("prune_project")
 
     async def append_once(
         self, key: SessionKey, entries: list[SessionStoreEntry], occurrences: list[int | None]

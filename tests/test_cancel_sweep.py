@@ -536,5 +536,5 @@ def test_the_sweep_reaches_every_kind_of_checkpoint(checkpoints: Checkpoints, tm
     assert {"load:before", "list_subkeys:after", "checkpoint"} <= set(seen["resume (resume=id)"])
     assert "run_sync(_write_transcript)" in seen["resume (resume=id)"]
     assert (
-        "run_sync(read_batch)" in seen["import"] and seen["import"].count("append:before") == 6
-    )  # 3 + 2 batches, 1 marker
+        "run_sync(_read_whole_transcript)" in seen["import"] and seen["import"].count("append:before") == 4
+    )  # the subagent's 2 batches and its marker first, then the main transcript in one append (exactly-once import)

@@ -48,11 +48,13 @@ async def test_every_key_of_a_session_is_in_one_slot_on_the_cluster(redis_cluste
     cluster = redis.cluster.RedisCluster(host="127.0.0.1", port=redis_cluster.nodes[0].port)
     try:
         keys = [key.decode() for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=cluster.ALL_NODES)]
-        session_keys = [key for key in keys if not key.endswith(":sessions")]
+        project_keys = [key for key in keys if key.endswith((":sessions", ":summaries", ":log", ":log-lines"))]
+        session_keys = [key for key in keys if key not in project_keys and key != f"{prefix}:projects"]
         assert len(session_keys) == 8  # main, 2 subs, 3 uuid sets, subkeys, summary
         slots = {cluster.cluster_keyslot(key) for key in session_keys}  # CLUSTER KEYSLOT on the server
         assert len(slots) == 1, dict(zip(session_keys, slots, strict=False))
-        assert any(key.endswith(":sessions") for key in keys)
+        assert len(project_keys) == 4  # the project's index, summary hash and listing log share one slot
+        assert len({cluster.cluster_keyslot(key) for key in project_keys}) == 1
     finally:
         cluster.close()
 

@@ -175,6 +175,28 @@ class ThreadedSessionStore(SessionStore):
         validate_session_key(cast(SessionKey, key))
         return await self._call(self._list_subkeys_blocking, key["project_key"], key["session_id"])
 
+    async def list_projects(self) -> list[str]:
+        """Every project key holding at least one main transcript (retention; see :mod:`session_store.retention`)."""
+        return await self._call(self._list_projects_blocking)
+
+    async def prune_project(
+        self, project_key: str, *, before_ms: int, dry_run: bool = False
+    ) -> list[SessionStoreListEntry]:
+        """Delete the project's sessions whose mtime is before ``before_ms`` (an index range), each one only if
+        no append landed since it was found; the deleted rows (``dry_run``: the rows found, nothing deleted)."""
+        validate_project_key(project_key)
+        if isinstance(before_ms, bool) or not isinstance(before_ms, int):
+            raise TypeError(f"before_ms must be an int (epoch milliseconds), got {before_ms!r}")
+        found = await self._call(self._prune_candidates_blocking, project_key, before_ms)
+        if dry_run:
+            return [{"session_id": session_id, "mtime": mtime} for session_id, mtime in found]
+        pruned: list[SessionStoreListEntry] = []
+        for session_id, mtime in found:
+            deleted = await self._call(self._prune_one_blocking, project_key, session_id, mtime, before_ms)
+            if deleted is not None:
+                pruned.append({"session_id": session_id, "mtime": deleted})
+        return pruned
+
     async def close(self) -> None:
         """Release the driver's connections. Idempotent; later calls on the store raise ``RuntimeError``.
 
@@ -216,6 +238,18 @@ class ThreadedSessionStore(SessionStore):
         raise NotImplementedError
 
     def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
+        raise NotImplementedError
+
+    def _list_projects_blocking(self) -> list[str]:
+        raise NotImplementedError
+
+    def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        """The (session id, mtime) of the project's sessions whose mtime is before ``before_ms``: an index range."""
+        raise NotImplementedError
+
+    def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
+        """Delete the session whole if its mtime is still before ``before_ms`` (atomically against appends);
+        its mtime when deleted, None when it was kept (appended to, or gone, since it was found)."""
         raise NotImplementedError
 
     def _close_blocking(self) -> None:

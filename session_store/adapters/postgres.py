@@ -23,6 +23,8 @@ Schema (``create_schema()`` is idempotent and serialized by an advisory lock; it
   mirror"); ``create_schema()`` adds the column to an older table and fills it for rows stored without it.
 - ``T_summaries``: one row per main transcript with ``mtime`` (epoch ms) and the fold's opaque ``data``.
   ``list_sessions`` and ``list_session_summaries`` read this table, so both report the same mtime.
+  An index on ``(project_key, mtime)`` (``T_summaries_mtime_idx``) serves retention's range
+  ``mtime < cutoff`` (:mod:`session_store.retention`); ``create_schema()`` adds it to existing tables.
 
 Round trips: a subpath append is one ``INSERT ... SELECT FROM unnest(...)`` statement (pipelined in a
 transaction that first takes the key's advisory lock when the batch has entries without a uuid, so
@@ -117,6 +119,7 @@ class _Statements:
             "summaries": sql.Identifier(f"{table}_summaries"),
             "key_index": sql.Identifier(f"{table}_key_idx"),
             "uuid_index": sql.Identifier(f"{table}_uuid_idx"),
+            "mtime_index": sql.Identifier(f"{table}_summaries_mtime_idx"),
             "content_index": sql.Identifier(f"{table}_content_idx"),
             "unhashed_index": sql.Identifier(f"{table}_unhashed_idx"),
             "clock_ms": sql.SQL(_CLOCK_MS),
@@ -152,6 +155,7 @@ class _Statements:
                 " project_key text NOT NULL, session_id text NOT NULL, mtime bigint NOT NULL, data json NOT NULL,"
                 " PRIMARY KEY (project_key, session_id))"
             ),
+            compose("CREATE INDEX IF NOT EXISTS {mtime_index} ON {summaries} (project_key, mtime)"),
         ]
         self.unhashed_rows = compose(
             "SELECT seq, entry FROM {entries} WHERE uuid IS NULL AND content_hash IS NULL ORDER BY seq LIMIT %s"
@@ -195,6 +199,26 @@ class _Statements:
         )
         self.delete_summary = compose("DELETE FROM {summaries} WHERE project_key = %s AND session_id = %s")
         self.delete_session = compose("DELETE FROM {entries} WHERE project_key = %s AND session_id = %s")
+        # retention: a loose index scan for the projects (one search per project), an index range for the
+        # sessions to prune, and a conditional delete (the summary row's lock waits for an append in flight,
+        # whose newer mtime then keeps the session; the entries go only if the summary row went)
+        self.list_projects = compose(
+            "WITH RECURSIVE projects(project_key) AS ("
+            " SELECT min(project_key) FROM {summaries}"
+            " UNION ALL SELECT (SELECT min(s.project_key) FROM {summaries} s WHERE s.project_key > p.project_key)"
+            " FROM projects p WHERE p.project_key IS NOT NULL"
+            ") SELECT project_key FROM projects WHERE project_key IS NOT NULL"
+        )
+        self.prune_candidates = compose(
+            "SELECT session_id, mtime FROM {summaries} WHERE project_key = %s AND mtime < %s"
+        )
+        self.prune_summary = compose(
+            "DELETE FROM {summaries} WHERE project_key = %s AND session_id = %s AND mtime < %s RETURNING mtime"
+        )
+        self.prune_entries = compose(
+            "DELETE FROM {entries} WHERE project_key = %s AND session_id = %s"
+            " AND NOT EXISTS (SELECT 1 FROM {summaries} WHERE project_key = %s AND session_id = %s)"
+        )
         self.list_subkeys = compose(
             "SELECT subpath FROM {entries} WHERE project_key = %s AND session_id = %s AND subpath <> ''"
             " GROUP BY subpath ORDER BY min(seq)"
@@ -437,6 +461,25 @@ class PostgresSessionStore(ThreadedSessionStore):
         with self._connection() as conn:
             rows = conn.execute(self._sql.list_subkeys, (project_key, session_id)).fetchall()
         return [subpath for (subpath,) in rows]
+
+    # -- retention (session_store.retention) --
+
+    def _list_projects_blocking(self) -> list[str]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.list_projects).fetchall()
+        return [project_key for (project_key,) in rows]
+
+    def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        with self._connection() as conn:
+            rows = conn.execute(self._sql.prune_candidates, (project_key, before_ms)).fetchall()
+        return [(session_id, mtime) for session_id, mtime in rows]
+
+    def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
+        with self._connection() as conn, conn.pipeline(), conn.transaction():
+            deleted = conn.execute(self._sql.prune_summary, (project_key, session_id, before_ms))
+            conn.execute(self._sql.prune_entries, (project_key, session_id, project_key, session_id))
+            row = deleted.fetchone()
+        return None if row is None else int(row[0])
 
     def _close_blocking(self) -> None:
         with self._ready_lock:

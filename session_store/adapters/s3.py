@@ -701,6 +701,42 @@ class S3SessionStore(ThreadedSessionStore):
         if self._owns_client and self._built_client is not None:
             self._built_client.close()
 
+    # -- retention (session_store.retention): project listing, index range, conditional delete --------------
+
+    def _list_projects_blocking(self) -> list[str]:
+        """The project folders under the prefix (one ``ListObjectsV2`` per 1,000 projects)."""
+        projects: list[str] = []
+        for page in self._list(self.prefix, delimiter=True):
+            for common in page.get("CommonPrefixes", []):
+                projects.append(unquote(common["Prefix"][len(self.prefix) : -1]))
+        return projects
+
+    def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        """Sessions whose main index was last written before ``before_ms``: one ``ListObjectsV2`` of ``%index/``
+        per 1,000 sessions, no object read (an index is rewritten by every append and by compaction)."""
+        prefix = f"{self._project_dir(project_key)}%index/"
+        found: list[tuple[str, int]] = []
+        for page in self._list(prefix, delimiter=True):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                written = _epoch_ms(item["LastModified"])
+                if name.endswith(".json") and "/" not in name and written < before_ms:
+                    found.append((unquote(name[: -len(".json")]), written))
+        return found
+
+    def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
+        """``GET`` the index, check its mtime, then ``DELETE`` it with ``If-Match`` its ETag (an append that
+        commits meanwhile changes the ETag and keeps the session), then the session's parts."""
+        found = self._get_index(self._index_name(project_key, session_id, None))
+        if found is None:
+            return None
+        index, etag = found
+        mtime = int(index.get("mtime") or 0)
+        if mtime >= before_ms:
+            return None
+        deleted = self._delete_key(project_key, session_id, None, if_match=etag)
+        return mtime if deleted else None
+
 
 def _part_match(name: str) -> re.Match[str] | None:
     base = name.rpartition("/")[2]

@@ -70,7 +70,14 @@ from ._threaded import (
     next_mtime,
 )
 
-__all__ = ["BUSY_TIMEOUT_SECONDS", "DATABASE_PATH_ENV", "SCHEMA_VERSION", "SQLiteSessionStore", "default_database_path"]
+__all__ = [
+    "BUSY_TIMEOUT_SECONDS",
+    "DATABASE_PATH_ENV",
+    "PRUNE_CANDIDATES_SQL",
+    "SCHEMA_VERSION",
+    "SQLiteSessionStore",
+    "default_database_path",
+]
 
 DATABASE_PATH_ENV = "SESSION_STORE_DB"
 """Environment variable naming the database file used when no path is given."""
@@ -131,6 +138,11 @@ def _add_content_hashes(conn: sqlite3.Connection) -> None:
         "UPDATE session_entries SET content_hash = ? WHERE seq = ?",
         [(content_hash(decode_entry(text)), seq) for seq, text in rows.fetchall()],
     )
+
+
+PRUNE_CANDIDATES_SQL = "SELECT session_id, mtime FROM session_summaries WHERE project_key = ? AND mtime < ?"
+"""The sessions retention would prune: a range search on ``session_summaries_by_mtime`` (``EXPLAIN QUERY PLAN``:
+``SEARCH session_summaries USING COVERING INDEX session_summaries_by_mtime (project_key=? AND mtime<?)``)."""
 
 
 def default_database_path() -> Path:
@@ -458,6 +470,37 @@ class SQLiteSessionStore(ThreadedSessionStore):
             (project_key, session_id, _MAIN_SUBPATH),
         )
         return [subpath for (subpath,) in rows]
+
+    # -- retention (session_store.retention) --
+
+    def _list_projects_blocking(self) -> list[str]:
+        # A loose index scan of session_summaries' primary key: one search per project, not a row per session.
+        rows = self._connection().execute(
+            "WITH RECURSIVE projects(project_key) AS ("
+            " SELECT min(project_key) FROM session_summaries"
+            " UNION ALL SELECT (SELECT min(project_key) FROM session_summaries WHERE project_key > projects.project_key)"
+            " FROM projects WHERE projects.project_key IS NOT NULL"
+            ") SELECT project_key FROM projects WHERE project_key IS NOT NULL"
+        )
+        return [project_key for (project_key,) in rows]
+
+    def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
+        rows = self._connection().execute(PRUNE_CANDIDATES_SQL, (project_key, before_ms))
+        return [(session_id, mtime) for session_id, mtime in rows]
+
+    def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
+        with self._transaction(self._connection()) as conn:  # BEGIN IMMEDIATE: no append can interleave
+            row = conn.execute(
+                "DELETE FROM session_summaries WHERE project_key = ? AND session_id = ? AND mtime < ? RETURNING mtime",
+                (project_key, session_id, before_ms),
+            ).fetchone()
+            if row is None:
+                return None  # appended to (or deleted) since it was listed
+            conn.execute(
+                "DELETE FROM session_entries WHERE project_key = ? AND session_id = ?", (project_key, session_id)
+            )
+            mtime: int = row[0]
+            return mtime
 
     def _close_blocking(self) -> None:
         with self._open_lock:

@@ -44,6 +44,7 @@ from .memory import carry_skills_and_memory, memory_sync_command
 from .mirror import mirror_command
 from .output import PROG, Console, Report, json_text, shown, visible
 from .parser import build_parser
+from .prune import prune_command
 from .resume_into import resume_command
 from .running import (
     BACKENDS,
@@ -170,6 +171,8 @@ def _store_command(args: argparse.Namespace, console: Console) -> Callable[[Sess
                 positions=args.positions,
                 max_pending_lines=args.max_pending,
             )
+        if name == "prune":
+            return await prune_command(store, args.store, args.older_than, args.directory, dry_run=args.dry_run)
         raise CliError(f"unknown command {name!r}", EXIT_USAGE)  # argparse already rejects these
 
     return run

@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from ..resume import DEFAULT_LOAD_TIMEOUT_MS
 from ..watching import MAX_PENDING_LINES, POLL_INTERVAL_SECONDS
 from .output import PROG
+from .prune import duration_argument
 from .running import BACKENDS, EXIT_USAGE, CliError
 from .scope import STORE_URL_ENV
 
@@ -183,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--backup", action="store_true", help="on a conflict keep yours as NAME.bak-<time>, take the session's"
     )
+
+    sub = command("prune", "delete the sessions not modified for longer than --older-than (every project by default)")
+    sub.add_argument("--older-than", type=duration_argument, required=True, metavar="DURATION", help="e.g. 30d, 12h")
+    sub.add_argument("-d", "--directory", metavar="DIR", help="only the project of this directory")
+    sub.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
 
     sub = command(
         "demo",
