@@ -36,16 +36,28 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use the machine's inter
 os.environ.setdefault("UV_PYTHON_PREFERENCE", "only-system")
 
 
+DOORS_PYTHON = "3.11"
+"""The CPython whose test sessions also run the door and load suites (tests/conftest.py ``DOOR_MODULES``)."""
+
+
+def _selection(version: str, posargs: list[str]) -> list[str]:
+    """pytest arguments: what was given, else the whole suite on 3.11 and all but the door suites elsewhere."""
+    if posargs or version == DOORS_PYTHON:
+        return list(posargs)
+    return ["-m", "not doors"]
+
+
 @nox.session(python=PYTHONS)
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
-    """The test suite with every async test on one backend (sync tests run in both sessions)."""
+    """The test suite with every async test on one backend (sync tests run in both sessions); the door and load
+    suites only on CPython 3.11 unless test arguments are given."""
     session.install("-e", ".[test]")
     session.run(
         "pytest",
         "-p",
         "no:cacheprovider",
-        *session.posargs,
+        *_selection(str(session.python), session.posargs),
         env={"COMPAT_TEST_BACKENDS": backend},
     )
 
@@ -63,7 +75,8 @@ exec "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
 def _tests_in_sid_root(session: nox.Session, version: str, backend: str) -> None:
     """The ``tests`` session for ``version``, run inside the sid root (a venv there, the repository at /repo)."""
     session.run(
-        "bash", "scripts/sid-root.sh", "run", "sh", "-ec", SID_TESTS, version, backend, *session.posargs,
+        "bash", "scripts/sid-root.sh", "run", "sh", "-ec", SID_TESTS, version, backend,
+        *_selection(version, session.posargs),
         external=True,
     )  # fmt: skip
 

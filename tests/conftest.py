@@ -46,7 +46,35 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+DOOR_MODULES = frozenset(
+    {
+        "test_benchmarks",
+        "test_cli",
+        "test_cli_resume_into",
+        "test_cli_secrets",
+        "test_cli_servers",
+        "test_cli_terminal",
+        "test_end_to_end",
+        "test_exactly_once_import",
+        "test_load",
+        "test_mirror_trust",
+        "test_real_corpus",
+        "test_s3",
+        "test_sdk_e2e",
+        "test_sqlite_readonly",
+    }
+)
+"""The door and load suites: the CLI driven as a subprocess against real files and servers (secrets in every
+URL form, terminal escapes, read-only stores, resume --into, mirror restarts and kills), the load suite, the S3
+server, the SDK end to end. Marked ``doors``: noxfile.py runs them on the oldest CPython (3.11) on both backends;
+the other CPythons run everything else (``-m "not doors"``), to keep the test command within its time budget."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    doors = pytest.mark.doors
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in DOOR_MODULES:
+            item.add_marker(doors)
     if SOAK:
         return
     skip = pytest.mark.skip(reason=f"long-running variant: run it with `nox -s soak` ({SOAK_ENV}=1)")

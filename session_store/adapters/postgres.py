@@ -129,6 +129,19 @@ class _Statements:
             return sql.SQL(text).format(**names)
 
         self.schema_lock = sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))").format(sql.Literal(table))
+        relations = [table, f"{table}_summaries"] + [
+            f"{table}{suffix}"
+            for suffix in ("_key_idx", "_uuid_idx", "_summaries_mtime_idx", "_content_idx", "_unhashed_idx")
+        ]
+        # Whether the schema is complete already: then the DDL below is skipped, so that a store opening while
+        # others append takes no table lock (an ALTER TABLE queued between the two tables an append writes
+        # deadlocks with it).
+        self.schema_complete = sql.SQL(
+            "SELECT bool_and(to_regclass(quote_ident(name)) IS NOT NULL) AND EXISTS ("
+            " SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(quote_ident({}))"
+            " AND attname = 'content_hash' AND NOT attisdropped)"
+            " FROM unnest({}::text[]) AS name"
+        ).format(sql.Literal(table), sql.Literal(relations))
         self.schema = [
             compose(
                 "CREATE TABLE IF NOT EXISTS {entries} ("
@@ -336,8 +349,10 @@ class PostgresSessionStore(ThreadedSessionStore):
     def _create_schema_on(self, pool: ConnectionPool[Any]) -> None:
         with self._connection(pool) as conn, conn.transaction():
             conn.execute(self._sql.schema_lock)
-            for statement in self._sql.schema:
-                conn.execute(statement)
+            row = conn.execute(self._sql.schema_complete).fetchone()
+            if not (row and row[0]):
+                for statement in self._sql.schema:
+                    conn.execute(statement)
             # rows stored before content_hash existed (or by an older version since): hash them now; the
             # partial index makes this a cheap check once every row has its hash
             while rows := conn.execute(self._sql.unhashed_rows, (BACKFILL_BATCH_ROWS,)).fetchall():
