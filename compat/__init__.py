@@ -56,6 +56,10 @@ group was cancelled            ``finally``); after a *failed* child,           `
                                it); if the *group* is cancelled first, a
                                caller not cancelled itself gets
                                ``RuntimeError``
+scope ``cancel_called`` after  True if ``cancel()`` was called or the         stays True once the deadline passed
+the block                      deadline was delivered; a deadline that passed  inside the block
+                               in a block with no ``await`` reads False after
+                               it
 ``shielded()`` block           holds off compat timeouts and scope             ``CancelScope(shield=True)``: holds off
                                ``cancel()`` (delivered after the block) and,   every enclosing cancellation
                                if anyio is imported, enclosing anyio scopes;
