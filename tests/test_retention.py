@@ -176,10 +176,12 @@ async def test_prune_sessions_prunes_one_directory_or_every_project(make_store: 
         olds = {directory: str(uuid.uuid4()) for directory in (here, there)}
         for directory, session_id in olds.items():
             await store.append(key(project_key_for_directory(directory), session_id), [entry(1)])
-        await compat.sleep(max(2.0, 2 * gap_seconds(store)))
+        # S3's mtime is its Date header, whole seconds: a write can read up to a second older than it is
+        older = max(1.0, 2 * gap_seconds(store))
+        await compat.sleep(2 * older)
         fresh = str(uuid.uuid4())
         await store.append(key(project_key_for_directory(here), fresh), [entry(2)])
-        older_than = timedelta(seconds=1.0)
+        older_than = timedelta(seconds=older)
 
         pruned = await prune_sessions(store, older_than=older_than, directory=here, dry_run=True)
         assert [(p.project_key, p.session_id) for p in pruned] == [(project_key_for_directory(here), olds[here])]
@@ -188,7 +190,7 @@ async def test_prune_sessions_prunes_one_directory_or_every_project(make_store: 
         assert isinstance(pruned[0], PrunedSession) and pruned[0].mtime > 0
         assert await store.load(key(project_key_for_directory(there), olds[there])) is not None
 
-        pruned = await prune_sessions(store, older_than=1.0)  # every project, seconds as a number
+        pruned = await prune_sessions(store, older_than=older)  # every project, seconds as a number
         assert [p.session_id for p in pruned] == [olds[there]]
         assert await store.load(key(project_key_for_directory(here), fresh)) is not None
         await compat.sleep(gap_seconds(store))

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> SessionStore:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
     if request.param == "memory":
-        return InMemorySessionStore()
-    return SQLiteSessionStore(tmp_path / "sessions.db")
+        yield InMemorySessionStore()
+        return
+    sqlite_store = SQLiteSessionStore(tmp_path / "sessions.db")
+    yield sqlite_store
+    sqlite_store._close_blocking()  # the connection closed now (3.13+ warns about one left to the collector)
 
 
 @dataclass
