@@ -6,6 +6,7 @@ cancellation, and by two importers at once (SQLite, PostgreSQL, Redis, Redis Clu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -299,7 +300,7 @@ def test_import_resume_reimport_is_the_identity_and_idempotent(
 async def test_sqlite_upgrades_a_version_1_file_and_counts_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     tag = {"type": "tag", "tag": "a"}
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.executescript(
             "CREATE TABLE session_entries (seq INTEGER PRIMARY KEY, project_key TEXT NOT NULL,"
             " session_id TEXT NOT NULL, subpath TEXT NOT NULL, uuid TEXT, entry TEXT NOT NULL);"
@@ -313,7 +314,7 @@ async def test_sqlite_upgrades_a_version_1_file_and_counts_its_rows(tmp_path: Pa
     async with SQLiteSessionStore(path) as store:
         stored = await store.append_once({"project_key": "p", "session_id": "s"}, [tag, tag], [0, 1])  # type: ignore[list-item]
         assert stored == 1
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (2,)
     conn.close()
 

@@ -9,6 +9,7 @@ runs as a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -301,7 +302,7 @@ def test_sqlite_prune_range_is_an_index_search(tmp_path: Path) -> None:
             await store.append(key("proj", str(uuid.uuid4())), [entry(1)])
 
     compat_run(create)
-    with sqlite3.connect(tmp_path / "plan.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "plan.db")) as conn, conn:
         plan = conn.execute("EXPLAIN QUERY PLAN " + PRUNE_CANDIDATES_SQL, ("proj", now_ms())).fetchall()
     details = " | ".join(row[3] for row in plan)
     assert details == (
@@ -423,7 +424,10 @@ def test_cli_prune_deletes_sessions_older_than_the_duration(tmp_path: Path) -> N
 
     compat_run(seed)
     forty_days_ms = 40 * 86_400_000
-    with sqlite3.connect(database) as conn:  # the two old sessions were last written forty days ago
+    with (
+        contextlib.closing(sqlite3.connect(database)) as conn,
+        conn,
+    ):  # the two old sessions were last written forty days ago
         conn.execute(
             "UPDATE session_summaries SET mtime = mtime - ? WHERE session_id IN (?, ?)",
             (forty_days_ms, ids["old-here"], ids["old-there"]),
@@ -445,7 +449,7 @@ def test_cli_prune_deletes_sessions_older_than_the_duration(tmp_path: Path) -> N
     rest = run_cli("prune", "--older-than", "720h", "--store", store_url, cwd=tmp_path)
     assert rest.returncode == 0, rest.stderr
     assert ids["old-there"] in rest.stdout and "deleted 1 session(s) not modified for 30d" in rest.stdout
-    with sqlite3.connect(database) as conn:
+    with contextlib.closing(sqlite3.connect(database)) as conn, conn:
         left = {row[0] for row in conn.execute("SELECT DISTINCT session_id FROM session_entries")}
     assert left == {ids["new-here"]}
 
