@@ -117,7 +117,11 @@ class ThreadedSessionStore(SessionStore):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls._append_once_blocking is ThreadedSessionStore._append_once_blocking and "append_once" not in vars(cls):
+        if (
+            cls._append_once_blocking is ThreadedSessionStore._append_once_blocking
+            and cls._write_blocking is ThreadedSessionStore._write_blocking
+            and "append_once" not in vars(cls)
+        ):
             # no blocking half: append_once is absent (store_implements says so), not a NotImplementedError
             cls.append_once = SessionStore.append_once  # type: ignore[method-assign]  # the protocol's "absent" default
 
@@ -218,11 +222,21 @@ class ThreadedSessionStore(SessionStore):
     # -- implemented by each adapter; run in a worker thread --
 
     def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
-        raise NotImplementedError
+        self._write_blocking(key, subpath, entries, None)
 
     def _append_once_blocking(
         self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
     ) -> int:
+        return self._write_blocking(key, subpath, entries, occurrences)
+
+    def _write_blocking(
+        self,
+        key: SessionKey,
+        subpath: str | None,
+        entries: list[SessionStoreEntry],
+        occurrences: list[int | None] | None,
+    ) -> int:
+        """The one write path of ``append`` (``occurrences`` None) and ``append_once``; how many were stored."""
         raise NotImplementedError
 
     def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:

@@ -363,14 +363,6 @@ class PostgresSessionStore(ThreadedSessionStore):
 
     # -- SessionStore, blocking halves --
 
-    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
-        self._write_blocking(key, subpath, entries, None)
-
-    def _append_once_blocking(
-        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
-    ) -> int:
-        return self._write_blocking(key, subpath, entries, occurrences)
-
     def _write_blocking(
         self,
         key: SessionKey,

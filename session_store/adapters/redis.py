@@ -483,14 +483,6 @@ class RedisSessionStore(ThreadedSessionStore):
 
     # -- SessionStore, blocking halves --
 
-    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
-        self._write_blocking(key, subpath, entries, None)
-
-    def _append_once_blocking(
-        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
-    ) -> int:
-        return self._write_blocking(key, subpath, entries, occurrences)
-
     def _held_counts(self, pipe: Pipeline, keys: RedisKeys, subpath: str | None, wanted: list[str]) -> HeldCounts:
         """How many entries equal to each of ``wanted`` the key holds (read under ``WATCH``).
 

@@ -423,15 +423,7 @@ class S3SessionStore(ThreadedSessionStore):
 
     # -- append ---------------------------------------------------------------------------------------------
 
-    def _append_blocking(self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry]) -> None:
-        self._commit(key, subpath, entries, None)
-
-    def _append_once_blocking(
-        self, key: SessionKey, subpath: str | None, entries: list[SessionStoreEntry], occurrences: list[int | None]
-    ) -> int:
-        return self._commit(key, subpath, entries, occurrences)
-
-    def _commit(
+    def _write_blocking(
         self,
         key: SessionKey,
         subpath: str | None,
