@@ -75,6 +75,7 @@ class Adapter:
     open: Callable[[], SessionStore]
     cleanup: Callable[[], None]
     max_size: int | None = None  # the scale benchmark stops there (None: every size)
+    rounds_above_10k: int | None = None  # the scale benchmark's rounds beyond 10,000 (None: the configured rounds)
 
 
 def run_on(backend: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -106,8 +107,9 @@ def _servers_module() -> ModuleType | None:
 
 
 @contextlib.contextmanager
-def server_urls(notes: list[str]) -> Iterator[dict[str, str]]:
-    """URLs of PostgreSQL and Redis: from the environment, else throwaway servers (stopped on exit)."""
+def server_urls(notes: list[str], *, cluster: bool = False) -> Iterator[dict[str, str]]:
+    """URLs of PostgreSQL, Redis, S3 and (with ``cluster``) a Redis Cluster: from the environment, else
+    throwaway servers (stopped on exit)."""
     urls: dict[str, str] = {}
     started: list[Any] = []
     allow_start = os.environ.get(SERVERS_ENV, "1") != "0"
@@ -139,6 +141,25 @@ def server_urls(notes: list[str]) -> Iterator[dict[str, str]]:
                 notes.append(f"Redis skipped: could not start a throwaway server: {exc}")
         else:
             notes.append(f"Redis skipped: set {REDIS_URL_ENV} or install redis-server")
+        if cluster and os.environ.get(REDIS_CLUSTER_URL_ENV):
+            urls["redis-cluster"] = os.environ[REDIS_CLUSTER_URL_ENV]
+        elif cluster and servers is not None:
+            executable, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+            if executable is not None and cli is not None:
+                try:
+                    nodes = servers.RedisClusterServers(executable, cli)
+                    started.append(nodes)
+                    nodes.start()
+                    urls["redis-cluster"] = nodes.url
+                    notes.append(
+                        "Redis Cluster: three throwaway masters on loopback (append-only files, as in the tests)"
+                    )
+                except Exception as exc:
+                    notes.append(f"Redis Cluster skipped: could not start three throwaway masters: {exc}")
+            else:
+                notes.append(
+                    f"Redis Cluster skipped: set {REDIS_CLUSTER_URL_ENV} or install redis-server and redis-cli"
+                )
         if servers is not None and importlib.util.find_spec("moto") is not None:
             try:
                 for name, value in servers.S3_TEST_CREDENTIALS.items():
@@ -173,6 +194,8 @@ def adapters(urls: dict[str, str], workdir: Path) -> list[Adapter]:
         found.append(postgres_adapter(urls["postgres"], f"bench_{tag}"))
     if "redis" in urls:
         found.append(redis_adapter(urls["redis"], f"ssbench-{tag}"))
+    if "redis-cluster" in urls:
+        found.append(redis_adapter(urls["redis-cluster"], f"ssbench-{tag}", name="redis-cluster"))
     if "s3" in urls:
         found.append(s3_adapter(urls["s3"], f"ssbench-{tag}"))
     chosen = os.environ.get(ADAPTERS_ENV)
@@ -186,18 +209,23 @@ ADAPTERS_ENV = "SESSION_STORE_BENCH_ADAPTERS"
 """Comma-separated adapter names (sqlite, postgres, redis, s3) to run; all by default."""
 
 
+REDIS_CLUSTER_URL_ENV = "SESSION_STORE_BENCH_REDIS_CLUSTER_URL"
+"""A ``redis+cluster://`` URL for the scale benchmark's Redis Cluster rows; else it starts three masters."""
+
 S3_MAX_SIZE_ENV = "SESSION_STORE_BENCH_S3_MAX"
 
 
 def s3_adapter(endpoint: str, bucket: str) -> Adapter:
-    """S3 on the test server; the scale benchmark stops at ``$SESSION_STORE_BENCH_S3_MAX`` (default 10,000):
-    seeding 100,000 sessions through moto, a Python server taking one request at a time, takes most of an hour."""
+    """S3 on the test server; the scale benchmark stops at ``$SESSION_STORE_BENCH_S3_MAX`` (default 100,000:
+    seeding that many sessions through moto, a Python server taking one request at a time, takes a while)."""
     import boto3
 
     client = boto3.session.Session().client("s3", endpoint_url=endpoint)
     client.create_bucket(Bucket=bucket)
-    max_size = int(os.environ.get(S3_MAX_SIZE_ENV, "10000"))
-    return Adapter("s3", lambda: S3SessionStore(bucket, endpoint_url=endpoint), lambda: None, max_size)
+    max_size = int(os.environ.get(S3_MAX_SIZE_ENV, "100000"))
+    # One round beyond 10k: the test server scans every key it holds for each 1,000-key LIST page (0.6 s a page at
+    # 200,000 objects), so a 100k listing takes minutes there; a real S3 endpoint answers a page in constant time.
+    return Adapter("s3", lambda: S3SessionStore(bucket, endpoint_url=endpoint), lambda: None, max_size, 1)
 
 
 def postgres_adapter(url: str, table: str) -> Adapter:
@@ -210,18 +238,20 @@ def postgres_adapter(url: str, table: str) -> Adapter:
     return Adapter("postgres", lambda: PostgresSessionStore(url, table=table), drop_tables)
 
 
-def redis_adapter(url: str, prefix: str) -> Adapter:
+def redis_adapter(url: str, prefix: str, *, name: str = "redis") -> Adapter:
     def delete_keys() -> None:
         import redis
 
-        client = redis.Redis.from_url(url)
+        from session_store.adapters.redis import cluster_client
+
+        client: Any = cluster_client(url, max_connections=4) if "+cluster" in url else redis.Redis.from_url(url)
         try:
             for key in client.scan_iter(match=f"{prefix}*", count=1000):
                 client.delete(key)
         finally:
             client.close()
 
-    return Adapter("redis", lambda: RedisSessionStore(url, prefix=prefix), delete_keys)
+    return Adapter(name, lambda: RedisSessionStore(url, prefix=prefix), delete_keys)
 
 
 # -------------------------------------------------------------------------------------------------- measure

@@ -222,7 +222,8 @@ def run_adapter(adapter: Adapter, cfg: Config, backends: tuple[str, ...]) -> dic
         seed_seconds += time.perf_counter() - started
         listed = size
         for backend in backends:
-            per_backend[backend]["sizes"].append(run_on(backend, measure_size, adapter, size, load_key, cfg.rounds))
+            rounds = cfg.rounds if size <= 10_000 or adapter.rounds_above_10k is None else adapter.rounds_above_10k
+            per_backend[backend]["sizes"].append(run_on(backend, measure_size, adapter, size, load_key, rounds))
     assert load_key is not None
     for backend in backends:
         print(f"  {adapter.name}: {backend} append and resume ...", file=sys.stderr)
@@ -323,7 +324,14 @@ def _chart(results: dict[str, Any], cfg: Config, path: Path) -> bool:
         return False
     figure, axes = plt.subplots(1, len(OPERATIONS), figsize=(13, 4.2), sharey=True)
     styles = {"asyncio": "-", "trio": "--"}
-    colors = {"memory": "#7f7f7f", "sqlite": "#2b7bba", "postgres": "#19a979", "redis": "#e8743b", "s3": "#9b59b6"}
+    colors = {
+        "memory": "#7f7f7f",
+        "sqlite": "#2b7bba",
+        "postgres": "#19a979",
+        "redis": "#e8743b",
+        "redis-cluster": "#c0392b",
+        "s3": "#9b59b6",
+    }
     for ax, operation in zip(axes, OPERATIONS, strict=True):
         for name, result in results.items():
             for backend, data in result["backends"].items():
@@ -368,6 +376,7 @@ def _targets(results: dict[str, Any], floor: list[dict[str, Any]]) -> list[dict[
                             "status": "PASS" if value <= SUPERLINEAR_SLOPE else "MISS",
                         }
                     )
+    lines.extend(_redis_listing_targets(results))
     for row in floor:
         if row.get("ratio") is not None:
             lines.append(
@@ -381,6 +390,33 @@ def _targets(results: dict[str, Any], floor: list[dict[str, Any]]) -> list[dict[
     return lines
 
 
+REDIS_LISTING_TARGET = 3.0
+"""Issue 17: a Redis listing costs at most 3x SQLite's per session, at 10k and 100k sessions, node and Cluster."""
+
+
+def _redis_listing_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each Redis listing against SQLite's on the same backend and size, in the same run."""
+    lines = []
+    sqlite = results.get("sqlite", {}).get("backends", {})
+    for name in ("redis", "redis-cluster"):
+        for backend, data in results.get(name, {}).get("backends", {}).items():
+            baseline = {entry["size"]: entry["seconds"] for entry in sqlite.get(backend, {}).get("sizes", [])}
+            for entry in data["sizes"]:
+                if entry["size"] < 10_000 or entry["size"] not in baseline:
+                    continue
+                for operation in ("list_sessions", "list_session_summaries"):
+                    ratio = entry["seconds"][operation] / baseline[entry["size"]][operation]
+                    lines.append(
+                        {
+                            "target": f"{name} {backend}: {operation} of {_short(entry['size'])} sessions within "
+                            f"{REDIS_LISTING_TARGET:g}x of SQLite",
+                            "value": ratio,
+                            "status": "PASS" if ratio <= REDIS_LISTING_TARGET else "MISS",
+                        }
+                    )
+    return lines
+
+
 def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio"), out_dir: str | None = None) -> int:
     cfg = QUICK if quick else FULL
     started = time.perf_counter()
@@ -389,7 +425,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
     floor_rows: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="session-store-scale-"))
     try:
-        with server_urls(notes) as urls:
+        with server_urls(notes, cluster=True) as urls:
             for adapter in _each_adapter(urls, workdir):
                 try:
                     results[adapter.name] = run_adapter(adapter, cfg, backends)

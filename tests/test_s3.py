@@ -322,3 +322,112 @@ def test_the_cli_imports_lists_shows_and_compacts_on_s3(s3_endpoint: str, s3_buc
     assert (row["custom_title"], row["tag"]) == ("parts", "s3")
     nothing = Cli(env, "memory://", home.workdir)("compact")
     assert nothing.returncode == 1 and "keeps no parts to compact" in nothing.stderr
+
+
+def counting_client(endpoint: str, counts: dict[str, list[str]], *, refuse_listing_writes: bool = False) -> Any:
+    """A client of the test server that records the key of every GetObject and PutObject it sends (and, with
+    ``refuse_listing_writes``, answers a write of a listing cache with AccessDenied, as read-only credentials
+    would)."""
+    from botocore.exceptions import ClientError
+
+    client: Any = s3_client(endpoint)
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        counts.setdefault(model.name, []).append(params["Key"])
+        if refuse_listing_writes and model.name == "PutObject" and params["Key"].endswith("%listing.json"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    client.meta.events.register("provide-client-params.s3.GetObject", record)
+    client.meta.events.register("provide-client-params.s3.PutObject", record)
+    return client
+
+
+def index_gets(counts: dict[str, list[str]]) -> int:
+    return sum("%index/" in name for name in counts.get("GetObject", []))
+
+
+async def seed_titled(store: S3SessionStore, count: int) -> None:
+    async def one(number: int) -> None:
+        await store.append(
+            {"project_key": PROJECT, "session_id": f"s{number:03d}"}, [entry(f"u{number}", customTitle=f"t{number}")]
+        )
+
+    async with compat.create_task_group() as group:
+        for number in range(count):
+            group.start_soon(one, number)
+
+
+async def test_listings_use_the_listing_cache_only_where_its_etag_still_holds(s3_endpoint: str, s3_bucket: str) -> None:
+    counts: dict[str, list[str]] = {}
+    sessions = 70  # more than LISTING_REWRITE_MIN_GETS, so the first listing writes the cache
+    async with S3SessionStore(s3_bucket, client=counting_client(s3_endpoint, counts)) as store:
+        await seed_titled(store, sessions)
+        counts.clear()
+        cold = {row["session_id"]: row for row in await store.list_session_summaries(PROJECT)}
+        assert index_gets(counts) == sessions
+        assert f"{PROJECT}/%listing.json" in objects(s3_endpoint, s3_bucket)
+        assert cold["s007"]["data"]["custom_title"] == "t7"
+
+        counts.clear()
+        warm_rows = await store.list_sessions(PROJECT)
+        warm = {row["session_id"]: row["mtime"] for row in warm_rows}
+        assert index_gets(counts) == 0
+        assert warm == {session_id: row["mtime"] for session_id, row in cold.items()}
+
+        await store.append({"project_key": PROJECT, "session_id": "s003"}, [entry("u3b", customTitle="renamed")])
+        await store.delete({"project_key": PROJECT, "session_id": "s005"})
+        counts.clear()
+        after = {row["session_id"]: row for row in await store.list_session_summaries(PROJECT)}
+        assert index_gets(counts) == 1  # only the session whose index changed
+        assert after["s003"]["data"]["custom_title"] == "renamed"
+        assert after["s003"]["mtime"] >= cold["s003"]["mtime"]
+        assert "s005" not in after and len(after) == sessions - 1
+        listed = {row["session_id"]: row["mtime"] for row in await store.list_sessions(PROJECT)}
+        assert listed == {session_id: row["mtime"] for session_id, row in after.items()}
+
+
+@pytest.mark.parametrize(
+    "cache",
+    [
+        b"\x00not json",
+        b'{"v": 2, "sessions": {}}',
+        b'{"v": 1, "sessions": []}',
+        b'{"v": 1, "sessions": {"s001": ["\\"wrong-etag\\"", 1, {"custom_title": "forged"}]}}',
+        b'{"v": 1, "sessions": {"s001": "not a row"}}',
+    ],
+)
+async def test_a_damaged_or_stale_listing_cache_is_never_believed(
+    s3_endpoint: str, s3_bucket: str, cache: bytes
+) -> None:
+    async with store_for(s3_endpoint, s3_bucket) as store:
+        await seed_titled(store, 3)
+        client: Any = s3_client(s3_endpoint)
+        client.put_object(Bucket=s3_bucket, Key=f"{PROJECT}/%listing.json", Body=cache)
+        summaries = {
+            row["session_id"]: row["data"]["custom_title"] for row in await store.list_session_summaries(PROJECT)
+        }
+        assert summaries == {"s000": "t0", "s001": "t1", "s002": "t2"}
+        assert sorted(row["session_id"] for row in await store.list_sessions(PROJECT)) == ["s000", "s001", "s002"]
+
+
+async def test_a_refused_listing_cache_write_costs_gets_but_is_not_an_error(s3_endpoint: str, s3_bucket: str) -> None:
+    counts: dict[str, list[str]] = {}
+    client = counting_client(s3_endpoint, counts, refuse_listing_writes=True)
+    async with S3SessionStore(s3_bucket, client=client) as store:
+        await seed_titled(store, 70)
+        for _ in range(2):
+            counts.clear()
+            assert len(await store.list_sessions(PROJECT)) == 70
+            assert index_gets(counts) == 70
+    assert f"{PROJECT}/%listing.json" not in objects(s3_endpoint, s3_bucket)
+
+
+async def test_a_project_whose_sessions_are_all_deleted_leaves_no_object(s3_endpoint: str, s3_bucket: str) -> None:
+    async with store_for(s3_endpoint, s3_bucket) as store:
+        await seed_titled(store, 70)
+        assert len(await store.list_session_summaries(PROJECT)) == 70
+        for number in range(70):
+            await store.delete({"project_key": PROJECT, "session_id": f"s{number:03d}"})
+        assert await store.list_sessions(PROJECT) == []
+        assert await store.list_session_summaries(PROJECT) == []
+    assert objects(s3_endpoint, s3_bucket) == []

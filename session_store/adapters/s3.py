@@ -16,6 +16,7 @@ Layout (``P`` is the prefix, ``pk`` and ``sid`` have ``%`` and ``/`` percent-enc
     P{pk}/{sid}/{subpath}/part-{ms:013d}-{hex6}-ss.jsonl  a subagent part written here
     P{pk}/%index/{sid}.json       the session's main index: its committed parts, the folded summary
     P{pk}/%sub/{sid}/{subpath%}.json  one subkey's index (the subpath with ``%`` and ``/`` encoded)
+    P{pk}/%listing.json           the listing cache: each session's index ETag, mtime and summary
 
 **Read-compatible with the SDK's example S3 store** (reference §13.1): its parts are
 ``P{pk}/{sid}/[{subpath}/]part-{ms:013d}-{hex6}.jsonl``. A key that has no index here is read the SDK's way
@@ -41,6 +42,14 @@ between 3 and 4 leaves an uncommitted part that no reader sees and :meth:`S3Sess
 after :data:`ORPHAN_GRACE_SECONDS`. Readers take the parts an index names; a part that vanished under them
 (compacted meanwhile) makes them read the index again.
 
+**Listings** read the ETag of every main index with ``ListObjectsV2`` (one request per 1,000 sessions) and the
+listing cache (one ``GET``); a session whose cached row carries the ETag just listed is taken from the cache,
+any other is read from its index (16 ``GET``s in flight). A listing that needed many such ``GET``s
+(:data:`LISTING_REWRITE_MIN_GETS`, and one in 32 sessions) rewrites the cache. The cache is never trusted
+beyond its ETags: a stale, damaged, forged or missing cache costs ``GET``s, never a wrong row; a refused write
+(read-only credentials) is logged at debug level and the listing goes on; two listers writing it at once each
+write rows that are correct for their ETags.
+
 **Compaction** (:meth:`S3SessionStore.compact`, ``session-store compact``): per key, all committed parts are
 merged into one new part, the index is swapped to name only it (``If-Match``: a concurrent append makes it
 start over), and only then are the old parts deleted. A reader sees the old parts or the new one, never both and
@@ -54,6 +63,7 @@ when a store is built; without it the error names the extra: ``pip install 'sess
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import sys
@@ -63,7 +73,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
 from urllib.parse import quote, unquote
 
 import compat
@@ -82,6 +92,8 @@ __all__ = ["MAX_COMMIT_ATTEMPTS", "ORPHAN_GRACE_SECONDS", "S3SessionStore"]
 
 T = TypeVar("T")
 
+_log = logging.getLogger(__name__)
+
 MAX_COMMIT_ATTEMPTS = 50
 """How often an append (or a compaction) starts over after another writer committed the same index first."""
 
@@ -89,6 +101,12 @@ ORPHAN_GRACE_SECONDS = 3600.0
 """An uncommitted part (its writer crashed, or lost the race) older than this is removed by ``compact``."""
 
 MAX_PARALLEL_FETCHES = 16
+
+LISTING_REWRITE_MIN_GETS = 64
+"""A listing rewrites the project's listing cache when it had to ``GET`` at least this many indexes (and at
+least one in 32 of the project's sessions): one ``PUT`` then saves every later listing those ``GET``s."""
+
+_LISTING = "%listing.json"
 
 _SDK_PART = re.compile(r"part-(\d{13})-[0-9a-f]{6}\.jsonl")
 _OWN_PART = re.compile(r"part-(\d{13})-[0-9a-f]{6}-ss\.jsonl")
@@ -512,16 +530,46 @@ class S3SessionStore(ThreadedSessionStore):
         key_dir = self._key_dir(project_key, session_id, subpath)
         return [key_dir + name for name, _ in self._sdk_parts(key_dir)]
 
-    def _indexed(self, project_key: str) -> list[str]:
-        """The ids of the sessions whose main transcript was committed here."""
+    def _listed_indexes(self, project_key: str) -> list[tuple[str, str]]:
+        """(session id, ETag) of every main index committed here: one ``ListObjectsV2`` per 1,000 sessions."""
         prefix = f"{self._project_dir(project_key)}%index/"
-        sessions: list[str] = []
+        listed: list[tuple[str, str]] = []
         for page in self._list(prefix, delimiter=True):
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]
                 if name.endswith(".json") and "/" not in name:
-                    sessions.append(unquote(name[: -len(".json")]))
-        return sessions
+                    listed.append((unquote(name[: -len(".json")]), item["ETag"]))
+        return listed
+
+    def _listing_name(self, project_key: str) -> str:
+        return f"{self._project_dir(project_key)}{_LISTING}"
+
+    def _read_listing(self, project_key: str) -> dict[str, Any]:
+        """The project's listing cache (session id -> [index ETag, mtime, summary]); empty when absent or
+        damaged (it is only a cache: every row is checked against the index's current ETag before use)."""
+        found = self._get(self._listing_name(project_key))
+        if found is None:
+            return {}
+        try:
+            data = json.loads(found[0])
+            sessions = data["sessions"] if data.get("v") == 1 else {}
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return {}
+        return sessions if isinstance(sessions, dict) else {}
+
+    def _write_listing(self, project_key: str, rows: dict[str, list[Any]]) -> None:
+        """Replace the listing cache; a refusal (read-only credentials, say) only costs the next listing its
+        ``GET``s, so it is not an error."""
+        from botocore.exceptions import ClientError
+
+        body = encode_json({"v": 1, "sessions": rows}).encode()
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=self._listing_name(project_key), Body=body, ContentType="application/json"
+            )
+        except ClientError as error:
+            code = getattr(error, "response", {}).get("Error", {}).get("Code")
+            _log.debug("the listing cache of %r was not written (%s); listings still work", project_key, code)
 
     def _sdk_sessions(self, project_key: str, known: set[str]) -> dict[str, int]:
         """Session id -> mtime of the SDK example's sessions with no index here (newest main part name)."""
@@ -542,27 +590,56 @@ class S3SessionStore(ThreadedSessionStore):
                     found[session_id] = int(match.group(1)) if match else _epoch_ms(modified)
         return found
 
-    async def _indexes(self, project_key: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
-        """The committed sessions of the project and their main indexes (read 16 at a time)."""
-        session_ids = await self._call(self._indexed, project_key)
-        indexes: dict[str, dict[str, Any]] = {}
+    async def _indexes(self, project_key: str) -> tuple[list[str], dict[str, list[Any]]]:
+        """The committed sessions of the project and, for each, [index ETag, mtime, summary].
+
+        Rows come from the listing cache when its ETag is the one the listing just gave, else from a ``GET``
+        of the index (16 at a time); the cache is rewritten when that took many ``GET``s.
+        """
+        listed: list[tuple[str, str]] = []
+        cached: dict[str, Any] = {}
+
+        async def list_indexes() -> None:
+            listed.extend(await self._call(self._listed_indexes, project_key))
+
+        async def read_cache() -> None:
+            cached.update(await self._call(self._read_listing, project_key))
+
+        async with compat.create_task_group() as group:
+            group.start_soon(list_indexes)
+            group.start_soon(read_cache)
+        rows: dict[str, list[Any]] = {}
+        missing: list[str] = []
+        for session_id, etag in listed:
+            row = cached.get(session_id)
+            if _valid_row(row) and row[0] == etag:
+                rows[session_id] = row
+            else:
+                missing.append(session_id)
 
         async def fetch(session_id: str) -> None:
             found = await self._call(self._get_index, self._index_name(project_key, session_id, None))
             if found is not None:  # else deleted since the listing
-                indexes[session_id] = found[0]
+                index, etag = found
+                rows[session_id] = [etag, int(index.get("mtime") or 0), index.get("summary")]
 
         async with compat.create_task_group() as group:
-            for session_id in session_ids:
+            for session_id in missing:
                 group.start_soon(fetch, session_id)
-        return session_ids, indexes
+        if len(missing) >= max(LISTING_REWRITE_MIN_GETS, len(listed) // 32):
+            ordered = {session_id: rows[session_id] for session_id, _ in listed if session_id in rows}
+            await self._call(self._write_listing, project_key, ordered)
+        elif not listed and cached:
+            # every session was deleted: the cache goes too, so the project leaves no object behind
+            await self._call(self._delete_objects, [self._listing_name(project_key)])
+        return [session_id for session_id, _ in listed], rows
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
         """The project's main transcripts and their mtimes (the object store's clock at their last append)."""
         validate_project_key(project_key)
         session_ids, indexes = await self._indexes(project_key)
         rows: list[SessionStoreListEntry] = [
-            {"session_id": session_id, "mtime": int(indexes[session_id].get("mtime") or 0)}
+            {"session_id": session_id, "mtime": indexes[session_id][1]}
             for session_id in session_ids
             if session_id in indexes
         ]
@@ -579,9 +656,9 @@ class S3SessionStore(ThreadedSessionStore):
         validate_project_key(project_key)
         session_ids, indexes = await self._indexes(project_key)
         return [
-            {"session_id": session_id, "mtime": int(index.get("mtime") or 0), "data": index["summary"]}
+            {"session_id": session_id, "mtime": row[1], "data": row[2]}
             for session_id in session_ids
-            if (index := indexes.get(session_id)) is not None and index.get("summary") is not None
+            if (row := indexes.get(session_id)) is not None and row[2] is not None
         ]
 
     def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
@@ -728,6 +805,17 @@ class S3SessionStore(ThreadedSessionStore):
             return None
         deleted = self._delete_key(project_key, session_id, None, if_match=etag)
         return mtime if deleted else None
+
+
+def _valid_row(row: Any) -> TypeGuard[list[Any]]:
+    """Whether a listing-cache row has the shape this store writes: [ETag, mtime, summary dict or None]."""
+    return (
+        isinstance(row, list)
+        and len(row) == 3
+        and isinstance(row[0], str)
+        and type(row[1]) is int
+        and (row[2] is None or isinstance(row[2], dict))
+    )
 
 
 def _part_match(name: str) -> re.Match[str] | None:
