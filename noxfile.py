@@ -148,6 +148,16 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def bench_s3_driver(session: nox.Session) -> None:
+    """boto3 in threads (the S3 adapter's driver) against aiobotocore on asyncio, one server, one run.
+
+    Its own environment: aiobotocore pins botocore to a narrow range, so pip picks the boto3 that matches it.
+    """
+    session.install("-e", ".[s3]", "aiobotocore", "moto[s3]>=5.0.20", "flask", "flask-cors", "waitress>=3", "pytest")
+    session.run("python", "-m", "benchmarks", "s3driver", "--backend", "asyncio", *session.posargs)
+
+
+@nox.session(python="3.11")
 def downstream_httpcore(session: nox.Session) -> None:
     """httpcore 1.0.9's own test suite, original and with its ``_synchronization.py`` on ``compat`` (not a default
     session).

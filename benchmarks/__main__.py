@@ -1,4 +1,4 @@
-"""``python -m benchmarks compat|store|adapters|scale|floor|import|all [--quick] [--backend asyncio|trio] [--out DIR]``.
+"""``python -m benchmarks compat|store|adapters|scale|floor|import|s3driver|all [--quick] [--backend asyncio|trio] [--out DIR]``.
 
 Runs the chosen suite(s), prints ratio tables and writes ``benchmarks/results/<suite>.{json,md,svg}``. A
 benchmark is a report: the exit code is 0 whether targets are met or not; it is non-zero only for a usage
@@ -20,6 +20,7 @@ SUITES = {
     "scale": "benchmarks.scale_bench",
     "floor": "benchmarks.floor_bench",
     "import": "benchmarks.import_bench",
+    "s3driver": "benchmarks.s3_driver_bench",  # asyncio only; needs aiobotocore (nox -s bench_s3_driver)
     "downstream": "benchmarks.downstream_bench",  # downloads httpcore; needs downstream/httpcore/requirements.txt
 }
 

@@ -107,15 +107,17 @@ def _servers_module() -> ModuleType | None:
 
 
 @contextlib.contextmanager
-def server_urls(notes: list[str], *, cluster: bool = False) -> Iterator[dict[str, str]]:
+def server_urls(notes: list[str], *, cluster: bool = False, s3_only: bool = False) -> Iterator[dict[str, str]]:
     """URLs of PostgreSQL, Redis, S3 and (with ``cluster``) a Redis Cluster: from the environment, else
-    throwaway servers (stopped on exit)."""
+    throwaway servers (stopped on exit). ``s3_only``: the S3 server alone."""
     urls: dict[str, str] = {}
     started: list[Any] = []
     allow_start = os.environ.get(SERVERS_ENV, "1") != "0"
     servers = _servers_module() if allow_start else None
     try:
-        if os.environ.get(POSTGRES_URL_ENV):
+        if s3_only:
+            pass
+        elif os.environ.get(POSTGRES_URL_ENV):
             urls["postgres"] = os.environ[POSTGRES_URL_ENV]
         elif servers is not None and (bin_dir := servers.find_postgres_bin_dir()) is not None:
             try:
@@ -128,7 +130,9 @@ def server_urls(notes: list[str], *, cluster: bool = False) -> Iterator[dict[str
                 notes.append(f"PostgreSQL skipped: could not start a throwaway server: {exc}")
         else:
             notes.append(f"PostgreSQL skipped: set {POSTGRES_URL_ENV} or install PostgreSQL")
-        if os.environ.get(REDIS_URL_ENV):
+        if s3_only:
+            pass
+        elif os.environ.get(REDIS_URL_ENV):
             urls["redis"] = os.environ[REDIS_URL_ENV]
         elif servers is not None and (executable := shutil.which("redis-server")) is not None:
             try:
