@@ -94,7 +94,9 @@ def open_store(url: str, *, read_only: bool = False, **options: Any) -> SessionS
 
     ``options`` are passed to the store's constructor (e.g. ``table=`` for PostgreSQL, ``prefix=`` for Redis).
     ``read_only=True`` opens a SQLite file read-only (``SQLiteSessionStore(read_only=True)``: no directory, file,
-    schema or journal-mode change, so a read-only file or mount can be read); the other stores ignore it.
+    schema or journal-mode change, so a read-only file or mount can be read), a PostgreSQL store without DDL on
+    read-only connections (``PostgresSessionStore(read_only=True)``) and an S3 store that writes no object
+    (``S3SessionStore(read_only=True)``); Redis and memory ignore it.
     Nothing is connected yet: the first call on the store connects. Raises ``TypeError`` for a URL that is not
     a str, ``ValueError`` for an unknown scheme, a ``memory://`` URL with anything after the scheme, a SQLite
     URL with a host or query options, a bad PostgreSQL ``table=`` or a Redis ``prefix=`` with braces (before
@@ -119,11 +121,12 @@ def open_store(url: str, *, read_only: bool = False, **options: Any) -> SessionS
         return InMemorySessionStore(**options)
     if scheme == "sqlite":
         return SQLiteSessionStore(_sqlite_path(rest), **({"read_only": True} if read_only else {}) | options)
+    read_only_option = {"read_only": True} if read_only else {}
     if scheme == "s3":
-        return _s3_store(rest, options)
+        return _s3_store(rest, read_only_option | options)
     if scheme in ("postgresql", "postgres"):
         url, table = _take_query_option(url, "table")
-        return PostgresSessionStore(url, **({"table": table} if table is not None else {}) | options)
+        return PostgresSessionStore(url, **({"table": table} if table is not None else {}) | read_only_option | options)
     url, prefix = _take_query_option(url, "prefix")
     return RedisSessionStore(url, **({"prefix": prefix} if prefix is not None else {}) | options)
 

@@ -33,6 +33,12 @@ and see which uuids were new; then write the folded summary and commit). ``appen
 taking the lock: counting the rows equal to the batch's uuid-less entries (``content_hash = ANY(...)``). The mtime is ``GREATEST(previous + 1, clock_timestamp() in ms)``. Identifiers are
 composed with ``psycopg.sql``; every value is a bound parameter.
 
+Read-only (``read_only=True``, what the command line's ``list``, ``show``, ``subagents`` and ``resume`` use): no
+schema is created or migrated (no DDL, no advisory lock, no ``content_hash`` backfill), every pooled connection
+runs ``SET default_transaction_read_only = on`` so the server refuses any write (``ReadOnlySqlTransaction``), and
+a table that does not exist reads as an empty store. So a role with only ``SELECT``, a hot standby, or a
+database where nothing was stored yet can be listed.
+
 Connections: a pooled connection idle for more than :data:`PING_IDLE_CONNECTIONS_AFTER_SECONDS` is checked
 before use (busy connections skip the check), so stale connections left by a server restart are replaced
 instead of failing the next operations. Waiting for a connection is bounded by ``timeout`` seconds: while the
@@ -238,6 +244,11 @@ class _Statements:
         )
 
 
+def _read_only_session(conn: psycopg.Connection[Any]) -> None:
+    """Pool ``configure`` hook of a read-only store: the server refuses every write on this connection."""
+    conn.execute("SET default_transaction_read_only = on")
+
+
 def _probe_timeout(timeout: float) -> int:
     """libpq's ``connect_timeout`` (whole seconds, at least 2) for the first connection of a store."""
     return max(2, min(10, int(timeout)))
@@ -250,6 +261,7 @@ class PostgresSessionStore(ThreadedSessionStore):
     summaries go to ``{table}_summaries``). ``min_size`` / ``max_size``: pool bounds (``max_size`` also bounds
     the worker threads). ``timeout``: seconds to wait for a connection before ``PoolTimeout``.
     ``ensure_schema``: create the tables on first use (set False when migrations own the schema).
+    ``read_only``: read without creating anything, and let the server refuse writes (see the module docstring).
     """
 
     def __init__(
@@ -261,6 +273,7 @@ class PostgresSessionStore(ThreadedSessionStore):
         max_size: int = 10,
         timeout: float = 30.0,
         ensure_schema: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.table = validate_table_name(table)
         if min_size < 0 or max_size < 1 or min_size > max_size:
@@ -272,7 +285,8 @@ class PostgresSessionStore(ThreadedSessionStore):
         super().__init__(max_threads=max_size)
         self.dsn = dsn
         self._timeout = timeout
-        self._ensure_schema = ensure_schema
+        self.read_only = read_only
+        self._ensure_schema = ensure_schema and not read_only
         self._sql = _Statements(self.table)
         self._pool: ConnectionPool[Any] | None = None
         self._min_size, self._max_size = min_size, max_size
@@ -281,7 +295,8 @@ class PostgresSessionStore(ThreadedSessionStore):
         self._last_used: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
-        return f"PostgresSessionStore({_describe_dsn(self.dsn)!r}, table={self.table!r})"
+        read_only = ", read_only=True" if self.read_only else ""
+        return f"PostgresSessionStore({_describe_dsn(self.dsn)!r}, table={self.table!r}{read_only})"
 
     async def create_schema(self) -> None:
         """Create the tables and indexes if they do not exist (idempotent, safe to race from many processes)."""
@@ -308,6 +323,7 @@ class PostgresSessionStore(ThreadedSessionStore):
                 pool: ConnectionPool[Any] = ConnectionPool(
                     self.dsn,
                     kwargs={"autocommit": True},
+                    configure=_read_only_session if self.read_only else None,
                     timeout=self._timeout,
                     reconnect_timeout=self._timeout / 2,
                     check=self._check_connection,
@@ -438,19 +454,32 @@ class PostgresSessionStore(ThreadedSessionStore):
             [hashes.get(id(entry)) for entry in batch],
         )
 
-    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+    def _rows(self, statement: Any, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows of one read; with ``read_only``, none when the table does not exist (nothing stored yet)."""
+        import psycopg
+
         with self._connection() as conn:
-            rows = conn.execute(self._sql.load, (project_key, session_id, subpath or _MAIN_SUBPATH)).fetchall()
+            try:
+                return conn.execute(statement, params).fetchall()
+            except psycopg.errors.UndefinedTable as error:
+                if self.read_only:
+                    return []
+                raise psycopg.errors.UndefinedTable(
+                    f"table {self.table!r} does not exist in {_describe_dsn(self.dsn)}: nothing was stored under this "
+                    "table name, or the schema was not created (PostgresSessionStore(..., ensure_schema=True) or "
+                    f"await store.create_schema()): {redact(str(error).strip(), url=self.dsn)}"
+                ) from error
+
+    def _load_blocking(self, project_key: str, session_id: str, subpath: str | None) -> list[SessionStoreEntry] | None:
+        rows = self._rows(self._sql.load, (project_key, session_id, subpath or _MAIN_SUBPATH))
         return [entry for (entry,) in rows] or None
 
     def _list_sessions_blocking(self, project_key: str) -> list[SessionStoreListEntry]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.list_sessions, (project_key,)).fetchall()
+        rows = self._rows(self._sql.list_sessions, (project_key,))
         return [{"session_id": session_id, "mtime": mtime} for session_id, mtime in rows]
 
     def _list_session_summaries_blocking(self, project_key: str) -> list[SessionSummaryEntry]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.list_summaries, (project_key,)).fetchall()
+        rows = self._rows(self._sql.list_summaries, (project_key,))
         return [{"session_id": session_id, "mtime": mtime, "data": data} for session_id, mtime, data in rows]
 
     def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
@@ -465,20 +494,17 @@ class PostgresSessionStore(ThreadedSessionStore):
                 conn.execute(self._sql.delete_session, (project_key, session_id))
 
     def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.list_subkeys, (project_key, session_id)).fetchall()
+        rows = self._rows(self._sql.list_subkeys, (project_key, session_id))
         return [subpath for (subpath,) in rows]
 
     # -- retention (session_store.retention) --
 
     def _list_projects_blocking(self) -> list[str]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.list_projects).fetchall()
+        rows = self._rows(self._sql.list_projects, ())
         return [project_key for (project_key,) in rows]
 
     def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
-        with self._connection() as conn:
-            rows = conn.execute(self._sql.prune_candidates, (project_key, before_ms)).fetchall()
+        rows = self._rows(self._sql.prune_candidates, (project_key, before_ms))
         return [(session_id, mtime) for session_id, mtime in rows]
 
     def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:

@@ -168,7 +168,9 @@ class S3SessionStore(ThreadedSessionStore):
 
     ``bucket``: the bucket (it must exist). ``prefix``: the key prefix of every object (normalized to end in one
     ``/``). ``client``: a boto3 S3 client you own; else one is built from ``endpoint_url`` and ``region`` with
-    boto3's default credential chain. ``max_connections`` bounds concurrent requests.
+    boto3's default credential chain. ``max_connections`` bounds concurrent requests. ``read_only``: write no
+    object, the listing cache included (what the command line's reading commands use); an append, delete,
+    compaction or prune raises ``PermissionError`` before any request.
     """
 
     def __init__(
@@ -180,6 +182,7 @@ class S3SessionStore(ThreadedSessionStore):
         endpoint_url: str | None = None,
         region: str | None = None,
         max_connections: int = MAX_PARALLEL_FETCHES,
+        read_only: bool = False,
     ) -> None:
         require_driver("boto3", store="S3SessionStore", extra="s3")
         if not isinstance(bucket, str) or not bucket:
@@ -188,6 +191,7 @@ class S3SessionStore(ThreadedSessionStore):
             raise TypeError(f"S3SessionStore prefix must be a str, got {type(prefix).__name__}")
         super().__init__(max_threads=max_connections)
         self.bucket = bucket
+        self.read_only = read_only
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self._endpoint_url = endpoint_url
         self._region = region
@@ -201,7 +205,14 @@ class S3SessionStore(ThreadedSessionStore):
         self._clock_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"S3SessionStore(bucket={self.bucket!r}, prefix={self.prefix!r})"
+        read_only = ", read_only=True" if self.read_only else ""
+        return f"S3SessionStore(bucket={self.bucket!r}, prefix={self.prefix!r}{read_only})"
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise PermissionError(
+                f"{self!r} was opened read-only and writes nothing; open it without read_only=True to change it"
+            )
 
     @property
     def _client(self) -> Any:
@@ -289,6 +300,7 @@ class S3SessionStore(ThreadedSessionStore):
         writer got there first."""
         from botocore.exceptions import ClientError
 
+        self._writable()
         condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
         try:
             response = self._client.put_object(
@@ -307,6 +319,7 @@ class S3SessionStore(ThreadedSessionStore):
 
     def _put_part(self, name: str, entries: list[SessionStoreEntry]) -> int:
         """Write one part; returns the object store's clock (epoch ms) when it took it."""
+        self._writable()
         body = "".join(encode_entry(entry) + "\n" for entry in entries).encode()
         response = self._client.put_object(Bucket=self.bucket, Key=name, Body=body, ContentType="application/x-ndjson")
         return _server_ms(response)
@@ -324,6 +337,7 @@ class S3SessionStore(ThreadedSessionStore):
         return bool(response["ETag"] == state.etag)
 
     def _delete_objects(self, names: list[str]) -> None:
+        self._writable()
         for start in range(0, len(names), 1000):
             chunk = names[start : start + 1000]
             response = self._client.delete_objects(
@@ -448,6 +462,7 @@ class S3SessionStore(ThreadedSessionStore):
         entries: list[SessionStoreEntry],
         occurrences: list[int | None] | None,
     ) -> int:
+        self._writable()
         project_key, session_id = key["project_key"], key["session_id"]
         index_name = self._index_name(project_key, session_id, subpath)
         key_dir = self._key_dir(project_key, session_id, subpath)
@@ -562,6 +577,8 @@ class S3SessionStore(ThreadedSessionStore):
         ``GET``s, so it is not an error."""
         from botocore.exceptions import ClientError
 
+        if self.read_only:
+            return
         body = encode_json({"v": 1, "sessions": rows}).encode()
         try:
             self._client.put_object(
@@ -629,7 +646,7 @@ class S3SessionStore(ThreadedSessionStore):
         if len(missing) >= max(LISTING_REWRITE_MIN_GETS, len(listed) // 32):
             ordered = {session_id: rows[session_id] for session_id, _ in listed if session_id in rows}
             await self._call(self._write_listing, project_key, ordered)
-        elif not listed and cached:
+        elif not listed and cached and not self.read_only:
             # every session was deleted: the cache goes too, so the project leaves no object behind
             await self._call(self._delete_objects, [self._listing_name(project_key)])
         return [session_id for session_id, _ in listed], rows
@@ -689,6 +706,7 @@ class S3SessionStore(ThreadedSessionStore):
         """
         from botocore.exceptions import ClientError
 
+        self._writable()
         index_name = self._index_name(project_key, session_id, subpath)
         try:
             if if_match is not None:
@@ -721,6 +739,7 @@ class S3SessionStore(ThreadedSessionStore):
         readers (see the module docstring).
         """
         validate_session_key({"project_key": project_key, "session_id": session_id})
+        self._writable()
         subpaths: list[str | None] = [
             None,
             *await self.list_subkeys({"project_key": project_key, "session_id": session_id}),
@@ -796,6 +815,7 @@ class S3SessionStore(ThreadedSessionStore):
     def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
         """``GET`` the index, check its mtime, then ``DELETE`` it with ``If-Match`` its ETag (an append that
         commits meanwhile changes the ETag and keeps the session), then the session's parts."""
+        self._writable()
         found = self._get_index(self._index_name(project_key, session_id, None))
         if found is None:
             return None
