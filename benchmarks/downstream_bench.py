@@ -1,7 +1,7 @@
 """httpcore's connection pool with its original synchronization layer vs the compat-backed one; then asgi-lifespan
 and stamina (:mod:`benchmarks.downstream_libs_bench`).
 
-httpcore 1.0.9's sdist is downloaded at run time (``downstream/httpcore/run.py``'s helpers: system temp dir,
+httpcore 1.0.9's sdist is downloaded at run time (``downstream/httpcore/run.py`` through ``downstream/sdist_suite.py``: system temp dir,
 never the repository) and unpacked twice, the second copy with ``compat`` vendored and
 ``downstream/httpcore/_synchronization.py`` in place. Both copies are imported into this process under the name
 ``httpcore`` one after the other (each keeps its own modules), and the same requests run through an
@@ -51,15 +51,6 @@ BODY = b"x" * 64
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)
 
 perf_ns = time.perf_counter_ns
-
-
-def _load_run_helpers() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "downstream" / "httpcore" / "run.py"
-    spec = importlib.util.spec_from_file_location("_downstream_httpcore_run", path)
-    assert spec is not None and spec.loader is not None, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def import_tree(tree: Path) -> ModuleType:
@@ -224,13 +215,9 @@ async def measure(trees: dict[str, ModuleType], url: str, rounds: int, target_ms
 def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio"), out_dir: str | None = None) -> int:
     rounds, target_ms = (3, 20.0) if quick else (9, 150.0)
     started = time.perf_counter()
-    helpers = _load_run_helpers()
-    work: Path = helpers.DEFAULT_WORK / "bench"
-    sdist = helpers.fetch_sdist(helpers.DEFAULT_WORK)
-    original = helpers.unpack(sdist, work / "original")
-    patched = helpers.unpack(sdist, work / "compat")
-    helpers.vendor_compat(patched)
-    trees = {"original": import_tree(original), "compat": import_tree(patched)}
+    httpcore = downstream_libs_bench._downstream("httpcore.run").HTTPCORE
+    roots = downstream_libs_bench.trees(httpcore)
+    trees = {name: import_tree(root) for name, root in roots.items()}
     results: dict[str, list[dict[str, Any]]] = {}
     with loopback_server() as url:
         for backend in backends:
@@ -240,7 +227,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
                 results[backend] = trio.run(measure, trees, url, rounds, target_ms)
     tables = [
         Table(
-            title=f"httpcore {helpers.HTTPCORE_VERSION} pool, {backend} (µs/request, median of {rounds} interleaved rounds)",
+            title=f"httpcore {httpcore.version} pool, {backend} (µs/request, median of {rounds} interleaved rounds)",
             columns=["network", "requests", "original µs", "compat µs", "compat/original"],
             rows=[
                 [row["network"], row["pattern"], row["original_us"], row["compat_us"], row["compat_over_original"]]
@@ -252,9 +239,7 @@ def main(*, quick: bool = False, backends: tuple[str, ...] = ("asyncio", "trio")
     library_tables, library_results, versions, library_notes = downstream_libs_bench.run(quick=quick, backends=backends)
     write_results(
         SUITE,
-        meta=run_meta(
-            started, quick, httpcore=helpers.HTTPCORE_VERSION, **versions, trio=trio.__version__, rounds=rounds
-        ),
+        meta=run_meta(started, quick, httpcore=httpcore.version, **versions, trio=trio.__version__, rounds=rounds),
         data={"backends": results, "libraries": library_results},
         tables=tables + library_tables,
         targets=[],

@@ -236,17 +236,70 @@ def postgres_url(postgres_server_factory: Callable[[], PostgresServer]) -> Itera
 # ----------------------------------------------------------------------------------------------------- Redis
 
 
-class RedisServer:
-    """One throwaway ``redis-server`` on 127.0.0.1; ``durable`` turns on an always-fsynced append-only file."""
+class _ChildServer:
+    """A throwaway server in a child process on 127.0.0.1: its private folder and log, start-up wait, stop and
+    destroy. A subclass gives the probe (bytes sent on a fresh connection, the prefix its answer starts with)."""
 
-    def __init__(self, executable: str, *, durable: bool, cluster_bus: bool = False) -> None:
-        self.executable = executable
-        self.durable = durable
-        self.cluster_bus = cluster_bus
-        self.base_dir = _private_dir("session-store-redis-", None)
+    name = "server"
+    probe = b""
+    answer = b""
+
+    def __init__(self, dir_prefix: str, *, cluster_bus: bool = False) -> None:
+        self.base_dir = _private_dir(dir_prefix, None)
         self.log_file = self.base_dir / "server.log"
         self.port = free_port(cluster_bus=cluster_bus)
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, command: list[str]) -> None:
+        with self.log_file.open("ab") as log:  # what the server prints before (or instead of) its own log
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        _wait_until(self._answers, f"{self.name} on port {self.port}", self.log_file)
+
+    def _answers(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
+            raise RuntimeError(f"{self.name} exited with {self._process.returncode}\n{tail}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(self.probe)
+                return sock.recv(16).startswith(self.answer)
+        except OSError:
+            return False
+
+    @property
+    def running(self) -> bool:
+        """Started by :meth:`start` and not stopped since (it may still have died on its own)."""
+        return self._process is not None
+
+    def stop(self, *, crash: bool = False) -> None:
+        """Stop the server: SIGTERM, or SIGKILL with ``crash=True``."""
+        if self._process is None:
+            return
+        if crash:
+            self._process.kill()
+        else:
+            self._process.terminate()
+        self._process.wait(timeout=SERVER_START_TIMEOUT_SECONDS)
+        self._process = None
+
+    def destroy(self) -> None:
+        self.stop(crash=True)
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+class RedisServer(_ChildServer):
+    """One throwaway ``redis-server`` on 127.0.0.1; ``durable`` turns on an always-fsynced append-only file
+    (after ``stop(crash=True)`` only fsynced writes survive)."""
+
+    name = "redis-server"
+    probe = b"PING\r\n"
+    answer = b"+PONG"
+
+    def __init__(self, executable: str, *, durable: bool, cluster_bus: bool = False) -> None:
+        super().__init__("session-store-redis-", cluster_bus=cluster_bus)
+        self.executable = executable
+        self.durable = durable
+        self.cluster_bus = cluster_bus
         self.extra_options: list[str] = []
 
     @property
@@ -272,39 +325,7 @@ class RedisServer:
             *persistence,
             *self.extra_options,
         ]
-        self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        _wait_until(self._answers_ping, f"redis-server on port {self.port}", self.log_file)
-
-    def _answers_ping(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            raise RuntimeError(f"redis-server exited with {self._process.returncode}\n{tail}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    @property
-    def running(self) -> bool:
-        """Started by :meth:`start` and not stopped since (it may still have died on its own)."""
-        return self._process is not None
-
-    def stop(self, *, crash: bool = False) -> None:
-        """Stop the server: SIGTERM, or SIGKILL with ``crash=True`` (only fsynced writes survive)."""
-        if self._process is None:
-            return
-        if crash:
-            self._process.kill()
-        else:
-            self._process.terminate()
-        self._process.wait(timeout=SERVER_START_TIMEOUT_SECONDS)
-        self._process = None
-
-    def destroy(self) -> None:
-        self.stop(crash=True)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        self._spawn(command)
 
 
 @pytest.fixture(scope="session")
@@ -469,20 +490,22 @@ S3_TEST_CREDENTIALS = {
 """The throwaway server accepts any credentials; the tests give boto3's default chain these (no config files)."""
 
 
-class S3Server:
+class S3Server(_ChildServer):
     """A throwaway S3 server on 127.0.0.1: moto's S3 backend in a child process (``tests/s3_server.py``).
 
     Why moto and not Ceph's radosgw: the radosgw of Debian 12 (16.2) has no standalone ``dbstore`` backend
     (it needs a whole RADOS cluster), and sid's 20.2 cannot be installed on this machine's Debian. moto is a
     pure-Python S3 implementation from the package index that runs as one process and honours conditional
-    writes; served one request at a time, those are atomic as on AWS S3.
+    writes; served one request at a time, those are atomic as on AWS S3. ``stop()`` loses every object (moto
+    keeps them in memory).
     """
 
+    name = "the S3 server"
+    probe = b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    answer = b"HTTP/1."
+
     def __init__(self) -> None:
-        self.base_dir = _private_dir("session-store-s3-", None)
-        self.log_file = self.base_dir / "server.log"
-        self.port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+        super().__init__("session-store-s3-")
 
     @property
     def endpoint_url(self) -> str:
@@ -490,37 +513,7 @@ class S3Server:
 
     def start(self) -> None:
         script = Path(__file__).with_name("s3_server.py")
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, str(script), str(self.port)], stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        _wait_until(self._answers, f"S3 server on port {self.port}", self.log_file)
-
-    def _answers(self) -> bool:
-        if self._process is not None and self._process.poll() is not None:
-            tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-            raise RuntimeError(f"the S3 server exited with {self._process.returncode}\n{tail}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                return sock.recv(12).startswith(b"HTTP/1.")
-        except OSError:
-            return False
-
-    def stop(self, *, crash: bool = False) -> None:
-        """Stop the server (its objects are gone: moto keeps them in memory)."""
-        if self._process is None:
-            return
-        if crash:
-            self._process.kill()
-        else:
-            self._process.terminate()
-        self._process.wait(timeout=SERVER_START_TIMEOUT_SECONDS)
-        self._process = None
-
-    def destroy(self) -> None:
-        self.stop(crash=True)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        self._spawn([sys.executable, str(script), str(self.port)])
 
 
 def s3_client(endpoint_url: str) -> object:

@@ -1,4 +1,4 @@
-"""httpcore's synchronization layer on ``compat`` (vendored as ``httpcore._compat``); replaces ``_synchronization.py``.
+"""httpcore's synchronization layer on ``compat`` (vendored as ``httpcore._vendored_compat``); replaces ``_synchronization.py``.
 
 Same names and behaviour as httpcore 1.0.9's module, for the async classes the connection pool and the HTTP/1.1,
 HTTP/2 and proxy connections use, and the thread-based twins that ``unasync`` maps them to in ``httpcore._sync``:
@@ -19,11 +19,11 @@ from __future__ import annotations
 import threading
 import types
 
-from ._compat import Event as _CompatEvent
-from ._compat import Lock as _CompatLock
-from ._compat import Semaphore as _CompatSemaphore
-from ._compat import current_backend, fail_after, shielded
 from ._exceptions import ExceptionMapping, PoolTimeout, map_exceptions
+from ._vendored_compat import Event as _CompatEvent
+from ._vendored_compat import Lock as _CompatLock
+from ._vendored_compat import Semaphore as _CompatSemaphore
+from ._vendored_compat import current_backend, fail_after, shielded
 
 _POOL_TIMEOUT: ExceptionMapping = {TimeoutError: PoolTimeout}
 
