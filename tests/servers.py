@@ -250,9 +250,9 @@ class _ChildServer:
         self.port = free_port(cluster_bus=cluster_bus)
         self._process: subprocess.Popen[bytes] | None = None
 
-    def _spawn(self, command: list[str]) -> None:
+    def _spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
         with self.log_file.open("ab") as log:  # what the server prints before (or instead of) its own log
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         _wait_until(self._answers, f"{self.name} on port {self.port}", self.log_file)
 
     def _answers(self) -> bool:
@@ -504,8 +504,10 @@ class S3Server(_ChildServer):
     probe = b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
     answer = b"HTTP/1."
 
-    def __init__(self) -> None:
+    def __init__(self, *, authenticate_after: int | None = None) -> None:
         super().__init__("session-store-s3-")
+        self.authenticate_after = authenticate_after
+        """Check credentials (moto's IAM) from this many requests on; None: never (any key is accepted)."""
 
     @property
     def endpoint_url(self) -> str:
@@ -513,7 +515,10 @@ class S3Server(_ChildServer):
 
     def start(self) -> None:
         script = Path(__file__).with_name("s3_server.py")
-        self._spawn([sys.executable, str(script), str(self.port)])
+        env = None
+        if self.authenticate_after is not None:
+            env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(self.authenticate_after)}
+        self._spawn([sys.executable, str(script), str(self.port)], env)
 
 
 def s3_client(endpoint_url: str) -> object:

@@ -8,15 +8,18 @@ two processes, uncommitted parts, compaction racing readers and writers, and the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import new_s3_bucket, s3_client
+from botocore.exceptions import ClientError
+from servers import S3Server, new_s3_bucket, s3_client
 
 import compat
 from session_store import list_sessions_from_store, list_subagents_from_store
@@ -431,3 +434,116 @@ async def test_a_project_whose_sessions_are_all_deleted_leaves_no_object(s3_endp
         assert await store.list_sessions(PROJECT) == []
         assert await store.list_session_summaries(PROJECT) == []
     assert objects(s3_endpoint, s3_bucket) == []
+
+
+# --- setting a store up: the bucket, the credentials, the permissions ---------------------------------------
+
+
+def cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name != "SESSION_STORE_URL"}
+    env |= {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(tmp_path / "claude"), "TZ": "UTC"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return env | overrides
+
+
+def keyed_client(endpoint: str, key_id: str, secret: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id=key_id, aws_secret_access_key=secret, region_name="us-east-1"
+    ).client("s3", endpoint_url=endpoint)
+
+
+@pytest.fixture(scope="module")
+def checking_server() -> Iterator[tuple[str, str, str, str]]:
+    """An S3 server that checks credentials (moto's IAM) once its first few requests are spent: on them an IAM
+    user with no policy and its key are made, and a bucket; then requests with an unknown key use up the rest.
+    (endpoint, bucket, that user's key id, its secret)."""
+    server = S3Server(authenticate_after=8)  # the start-up probe, the three setup calls, and room to spare
+    try:
+        server.start()
+        client: Any = s3_client(server.endpoint_url)
+        iam: Any = (
+            __import__("boto3")
+            .session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+            .client("iam", endpoint_url=server.endpoint_url)
+        )
+        iam.create_user(UserName="nobody")
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        client.create_bucket(Bucket="checked")
+        stranger = keyed_client(server.endpoint_url, "AKIASTRANGERSTRANGER", "x")
+        for _ in range(8):
+            try:
+                stranger.list_objects_v2(Bucket="checked")  # still a free request: credentials unchecked
+            except ClientError as error:
+                assert error.response["Error"]["Code"] == "InvalidAccessKeyId", error
+                break
+        else:
+            raise AssertionError("the S3 server never started checking credentials")
+        yield server.endpoint_url, "checked", key["AccessKeyId"], key["SecretAccessKey"]
+    finally:
+        server.destroy()
+
+
+async def test_a_missing_bucket_is_named_with_the_fix(s3_endpoint: str) -> None:
+    async with store_for(s3_endpoint, "no-such-bucket-here") as store:
+        for call in (lambda: store.list_sessions(PROJECT), lambda: store.append(key(), [entry("u1")])):
+            with pytest.raises(
+                ClientError, match="bucket 'no-such-bucket-here' does not exist at http://127"
+            ) as raised:
+                await call()
+            assert "aws s3 mb s3://no-such-bucket-here" in str(raised.value)
+            assert raised.value.response["Error"]["Code"] == "NoSuchBucket"  # still the error a caller catches
+
+
+@pytest.mark.parametrize(
+    "which, code, says",
+    [
+        ("unknown key", "InvalidAccessKeyId", "does not know this access key id: check AWS_ACCESS_KEY_ID"),
+        ("wrong secret", "SignatureDoesNotMatch", "secret access key does not belong to this access key id"),
+        ("no permission", "AccessDenied", "s3:ListBucket on the bucket and s3:GetObject, s3:PutObject"),
+    ],
+)
+async def test_refused_credentials_are_explained_without_the_secret(
+    checking_server: tuple[str, str, str, str], which: str, code: str, says: str
+) -> None:
+    endpoint, bucket, key_id, secret = checking_server
+    credentials = {
+        "unknown key": ("AKIAUNKNOWNUNKNOWN00", secret),
+        "wrong secret": (key_id, "not-the-secret-" + secret[:8]),
+        "no permission": (key_id, secret),
+    }[which]
+    async with S3SessionStore(bucket, client=keyed_client(endpoint, *credentials)) as store:
+        with pytest.raises(ClientError, match=says) as raised:
+            await store.list_sessions(PROJECT)
+    assert raised.value.response["Error"]["Code"] == code
+    assert credentials[1] not in str(raised.value)
+
+
+def test_the_cli_says_where_credentials_come_from_and_never_prints_a_secret(
+    checking_server: tuple[str, str, str, str], tmp_path: Path
+) -> None:
+    from test_cli import Cli, error_line
+
+    endpoint, bucket, key_id, secret = checking_server
+    url = f"s3://{bucket}/team?endpoint_url={endpoint}"
+    (tmp_path / "claude").mkdir()
+    nowhere = str(tmp_path / "absent")
+    no_credentials = cli_env(tmp_path, AWS_SHARED_CREDENTIALS_FILE=nowhere, AWS_CONFIG_FILE=nowhere)
+    no_credentials |= {"AWS_EC2_METADATA_DISABLED": "true"}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        no_credentials.pop(name, None)
+    wrong = cli_env(tmp_path, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY="wrong-" + secret)
+    denied = cli_env(tmp_path, AWS_ACCESS_KEY_ID=key_id, AWS_SECRET_ACCESS_KEY=secret)
+
+    cases = (("none", no_credentials), ("wrong", wrong), ("denied", denied))
+    lines = {name: error_line(Cli(env, url, tmp_path)("list")) for name, env in cases}
+    verbose = [Cli(env, url, tmp_path)("list", "--verbose") for _, env in cases]  # botocore's debug log too
+
+    assert "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE" in lines["none"]
+    assert "secret access key does not belong" in lines["wrong"]
+    assert f"access to bucket '{bucket}'" in lines["denied"]
+    for result in verbose:
+        assert result.returncode == 1
+        assert secret not in result.stdout + result.stderr
+        assert secret[:12] not in result.stdout + result.stderr

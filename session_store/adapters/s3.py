@@ -70,7 +70,7 @@ import sys
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
@@ -80,6 +80,7 @@ import compat
 
 from ..exactly_once import content_hash, plan_append_once
 from ..keys import validate_project_key, validate_session_key
+from ..redaction import redact_url
 from ..summary import fold_session_summary
 from ..types import SessionKey, SessionStoreEntry, SessionStoreListEntry, SessionSummaryEntry
 from ..validation import encode_json
@@ -159,6 +160,45 @@ class _KeyState:
                 self.copies[content_hash(entry)] += 1
 
 
+_ACCESS_DENIED = (
+    "access to bucket {bucket!r} at {where} was denied for these credentials: the store needs s3:ListBucket on the "
+    "bucket and s3:GetObject, s3:PutObject and s3:DeleteObject on 'arn:aws:s3:::{bucket}/{prefix}*'"
+)
+_SETUP_ERRORS = {
+    "NoSuchBucket": (
+        "bucket {bucket!r} does not exist at {where}: create it (aws s3 mb s3://{bucket}) or fix the bucket in the "
+        "store URL"
+    ),
+    "AccessDenied": _ACCESS_DENIED,
+    "AllAccessDisabled": _ACCESS_DENIED,
+    "InvalidAccessKeyId": (
+        "{where} does not know this access key id: check AWS_ACCESS_KEY_ID, AWS_PROFILE or ~/.aws/credentials"
+    ),
+    "SignatureDoesNotMatch": (
+        "the secret access key does not belong to this access key id at {where}: check AWS_SECRET_ACCESS_KEY, "
+        "AWS_PROFILE or ~/.aws/credentials"
+    ),
+    "InvalidToken": "the session token was refused at {where}: refresh the credentials (AWS_SESSION_TOKEN, SSO login)",
+    "ExpiredToken": "the session token has expired at {where}: refresh the credentials (AWS_SESSION_TOKEN, SSO login)",
+}
+"""The S3 error codes of a store being set up, and what each message says instead (``{bucket}``, ``{where}``:
+the endpoint, redacted, ``{prefix}``)."""
+
+
+def _no_credentials() -> Exception:
+    """A ``botocore.exceptions.NoCredentialsError`` whose message says where credentials come from."""
+    from botocore.exceptions import NoCredentialsError
+
+    class NoCredentialsError(NoCredentialsError):  # type: ignore[misc,no-redef]  # same name in messages
+        fmt = (
+            "Unable to locate credentials for the S3 store: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+            "AWS_PROFILE with ~/.aws/credentials, or run where an instance or task role provides them"
+        )
+
+    error: Exception = NoCredentialsError()
+    return error
+
+
 class _Lost(Exception):
     """A part named by an index is gone (compacted or deleted meanwhile): read the index again."""
 
@@ -230,7 +270,7 @@ class S3SessionStore(ThreadedSessionStore):
             return self._built_client
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        from botocore.exceptions import EndpointConnectionError
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
         try:
             return await super()._call(fn, *args)
@@ -238,6 +278,28 @@ class S3SessionStore(ThreadedSessionStore):
             raise ConnectionError(
                 f"cannot reach the object store for bucket {self.bucket!r} (is the endpoint up and the URL right?)"
             ) from error
+        except NoCredentialsError as error:
+            raise _no_credentials() from error
+        except ClientError as error:
+            explained = self._explained(error)
+            if explained is None:
+                raise
+            raise explained from error
+
+    def _explained(self, error: Any) -> Exception | None:
+        """The same ``ClientError`` with a message naming the bucket, the endpoint and the fix, for the errors an
+        operator meets when setting a store up (bucket, credentials, permissions); None for any other."""
+        from botocore.exceptions import ClientError
+
+        code = error.response.get("Error", {}).get("Code")
+        text = _SETUP_ERRORS.get(code)
+        if text is None:
+            return None
+        where = redact_url(self._endpoint_url) if self._endpoint_url else "AWS S3"
+        response = {**error.response, "Error": {**error.response["Error"]}}
+        response["Error"]["Message"] = text.format(bucket=self.bucket, where=where, prefix=self.prefix or "")
+        explained: Exception = ClientError(response, error.operation_name)
+        return explained
 
     # -- object names ---------------------------------------------------------------------------------------
 
@@ -533,9 +595,7 @@ class S3SessionStore(ThreadedSessionStore):
             except _Lost:
                 lost = True
 
-        async with compat.create_task_group() as group:
-            for slot in range(len(parts)):
-                group.start_soon(fetch, slot)
+        await _each(range(len(parts)), fetch)
         return None if lost else chunks
 
     def _parts_to_load(self, project_key: str, session_id: str, subpath: str | None) -> list[str]:
@@ -622,9 +682,7 @@ class S3SessionStore(ThreadedSessionStore):
         async def read_cache() -> None:
             cached.update(await self._call(self._read_listing, project_key))
 
-        async with compat.create_task_group() as group:
-            group.start_soon(list_indexes)
-            group.start_soon(read_cache)
+        await _each([list_indexes, read_cache], lambda step: step())
         rows: dict[str, list[Any]] = {}
         missing: list[str] = []
         for session_id, etag in listed:
@@ -640,9 +698,7 @@ class S3SessionStore(ThreadedSessionStore):
                 index, etag = found
                 rows[session_id] = [etag, int(index.get("mtime") or 0), index.get("summary")]
 
-        async with compat.create_task_group() as group:
-            for session_id in missing:
-                group.start_soon(fetch, session_id)
+        await _each(missing, fetch)
         if len(missing) >= max(LISTING_REWRITE_MIN_GETS, len(listed) // 32):
             ordered = {session_id: rows[session_id] for session_id, _ in listed if session_id in rows}
             await self._call(self._write_listing, project_key, ordered)
@@ -825,6 +881,27 @@ class S3SessionStore(ThreadedSessionStore):
             return None
         deleted = self._delete_key(project_key, session_id, None, if_match=etag)
         return mtime if deleted else None
+
+
+async def _each(items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> None:
+    """``await fn(item)`` for every item at once (the store's limiter bounds the requests in flight). The first
+    error cancels the others and is raised as itself, not inside an ``ExceptionGroup``: a missing bucket or a
+    refused credential is one error for the caller, however many requests met it."""
+    failures: list[Exception] = []
+
+    async def one(item: T) -> None:
+        try:
+            await fn(item)
+        except Exception as error:
+            if not failures:
+                failures.append(error)
+                group.cancel()
+
+    async with compat.create_task_group() as group:
+        for item in items:
+            group.start_soon(one, item)
+    if failures:
+        raise failures[0]
 
 
 def _valid_row(row: Any) -> TypeGuard[list[Any]]:
