@@ -24,6 +24,7 @@ from servers import S3Server, new_s3_bucket, s3_client
 import compat
 from session_store import list_sessions_from_store, list_subagents_from_store
 from session_store.adapters import open_store
+from session_store.adapters import s3 as s3_module
 from session_store.adapters.s3 import S3SessionStore
 from session_store.conformance import run_session_store_conformance
 from session_store.types import SessionKey, SessionStoreEntry
@@ -192,7 +193,8 @@ WRITER = textwrap.dedent(
     """
     import sys
     import compat
-    from session_store.adapters.s3 import S3SessionStore
+    from session_store.adapters import s3 as s3_module
+from session_store.adapters.s3 import S3SessionStore
 
     endpoint, bucket, name, backend = sys.argv[1:5]
 
@@ -547,3 +549,62 @@ def test_the_cli_says_where_credentials_come_from_and_never_prints_a_secret(
         assert result.returncode == 1
         assert secret not in result.stdout + result.stderr
         assert secret[:12] not in result.stdout + result.stderr
+
+
+async def test_listers_racing_appenders_never_leave_a_stale_row_behind(
+    s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two stores list (and so rewrite the listing cache, here after every second changed session) while two
+    others rename sessions; once the writers stop, every listing shows each session's last title and mtime,
+    however the cache writes interleaved with the appends and with each other."""
+    monkeypatch.setattr(s3_module, "LISTING_REWRITE_MIN_GETS", 1)
+    cache_writes: list[str] = []
+    original_write = S3SessionStore._write_listing
+
+    def counted_write(self: S3SessionStore, project_key: str, rows: dict[str, list[Any]]) -> None:
+        cache_writes.append(project_key)
+        original_write(self, project_key, rows)
+
+    monkeypatch.setattr(S3SessionStore, "_write_listing", counted_write)
+    sessions = 70
+    last_title: dict[str, str] = {}
+    writers_done = compat.Event()
+
+    async def rename(store: S3SessionStore, writer: int) -> None:
+        for step in range(40):
+            session_id = f"s{(writer * 31 + step * 7) % sessions:03d}"
+            title = f"w{writer}-{step}"
+            await store.append({"project_key": PROJECT, "session_id": session_id}, [entry(None, customTitle=title)])
+            last_title[session_id] = title  # appends to one session are serialized by the index's ETag
+
+    async def lister(store: S3SessionStore) -> None:
+        while not writers_done.is_set():
+            rows = await store.list_session_summaries(PROJECT)
+            assert len(rows) == sessions
+            await compat.checkpoint()
+
+    stores = [store_for(s3_endpoint, s3_bucket) for _ in range(4)]
+    try:
+        await seed_titled(stores[0], sessions)
+        async with compat.create_task_group() as group:
+            group.start_soon(lister, stores[2])
+            group.start_soon(lister, stores[3])
+            async with compat.create_task_group() as writers:
+                writers.start_soon(rename, stores[0], 0)
+                writers.start_soon(rename, stores[1], 1)
+            writers_done.set()
+        assert len(cache_writes) > 2  # the cache was rewritten while the appends went on
+        for store in stores[2:]:
+            titles = {
+                row["session_id"]: row["data"]["custom_title"] for row in await store.list_session_summaries(PROJECT)
+            }
+            expected = {f"s{number:03d}": last_title.get(f"s{number:03d}", f"t{number}") for number in range(sessions)}
+            assert titles == expected
+        fresh = store_for(s3_endpoint, s3_bucket)
+        stores.append(fresh)
+        assert {row["session_id"]: row["mtime"] for row in await fresh.list_sessions(PROJECT)} == {
+            row["session_id"]: row["mtime"] for row in await stores[2].list_session_summaries(PROJECT)
+        }
+    finally:
+        for store in stores:
+            await store.close()
