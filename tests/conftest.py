@@ -58,6 +58,7 @@ DOOR_MODULES = frozenset(
         "test_exactly_once_import",
         "test_load",
         "test_mirror_trust",
+        "test_read_only_stores",
         "test_real_corpus",
         "test_s3",
         "test_sdk_e2e",
