@@ -11,6 +11,7 @@ import json
 import time
 import traceback
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +26,7 @@ from session_store import fork_session_via_store, project_key_for_directory, pru
 from session_store.adapters import s3 as s3_module
 from session_store.adapters.postgres import PostgresSessionStore
 from session_store.adapters.s3 import S3SessionStore
+from session_store.importing import import_transcript_file
 from session_store.types import SessionKey
 
 pytestmark = pytest.mark.servers
@@ -32,7 +34,11 @@ pytestmark = pytest.mark.servers
 PROJECT = "-home-user-adversary"
 
 credential_checking_server = test_s3.checking_server  # the fixture, under a name of this module
-HOSTILE_IDS = ["%listing.json", "%index", "%sub", "a/b", "é🙂", "", ".json", "%25", "%2F", "x" * 300]
+HOSTILE_IDS = [
+    *("%listing.json", "%index", "%sub", "a/b", "é🙂", "", ".json", "%25", "%2F", "x" * 300),
+    *(" ", "a+b", "\t", "?#&=", "\x7f", "\x01", "a b%20c", "~!*'()"),
+]
+"""Session ids a careless or hostile caller may use ("\\n" is left out: the test server cannot carry it)."""
 
 
 def session(session_id: str, project_key: str = PROJECT) -> SessionKey:
@@ -252,11 +258,11 @@ def transcript(session_id: str) -> list[Any]:
     ]
 
 
-async def test_a_read_only_s3_store_refuses_prune_and_fork_and_the_bucket_is_unchanged(
-    s3_endpoint: str, s3_bucket: str
+async def test_a_read_only_s3_store_refuses_prune_fork_and_import_and_the_bucket_is_unchanged(
+    s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
-    """``prune_sessions`` and ``fork_session_via_store`` given a read-only store raise ``PermissionError``
-    (a dry run still reports), and no object is written, changed or deleted."""
+    """``prune_sessions``, ``fork_session_via_store`` and ``import_transcript_file`` given a read-only store
+    raise ``PermissionError`` (a dry run still reports), and no object is written, changed or deleted."""
     directory = "/home/user/adversary"
     project = project_key_for_directory(directory)
     source = str(uuid.uuid4())
@@ -276,6 +282,12 @@ async def test_a_read_only_s3_store_refuses_prune_and_fork_and_the_bucket_is_unc
             await prune_sessions(store, older_than=0)
         with pytest.raises(PermissionError, match="read-only"):
             await fork_session_via_store(store, source, directory)
+        local = str(uuid.uuid4())
+        transcript_file = tmp_path / "projects" / project / f"{local}.jsonl"
+        transcript_file.parent.mkdir(parents=True)
+        transcript_file.write_text("".join(json.dumps(line) + "\n" for line in transcript(local)))
+        with pytest.raises(PermissionError, match="read-only"):
+            await import_transcript_file(transcript_file, store)
     assert snapshot() == before
 
 
@@ -382,7 +394,7 @@ async def test_listed_mtimes_never_go_back_and_summaries_are_never_older_than_th
         async with compat.create_task_group() as group:
             group.start_soon(appender, writer)
             group.start_soon(lister, reader)
-    assert checks > len(sessions)
+    assert checks >= len(sessions)
 
 
 async def test_a_failed_index_get_is_raised_as_itself_and_writes_no_cache(
@@ -482,9 +494,11 @@ async def test_closing_a_store_right_after_a_cancelled_listing_leaves_no_thread_
 
     client.meta.events.register("provide-client-params.s3.GetObject", slow)
     store = S3SessionStore(s3_bucket, client=client)
-    with compat.move_on_after(0.1):
-        await store.list_session_summaries(PROJECT)
-    assert entered  # the GETs had started
+    async with compat.create_task_group() as group:
+        group.start_soon(store.list_session_summaries, PROJECT)
+        while not entered:  # cancel once the index GETs are under way
+            await compat.sleep(0.005)
+        group.cancel()
     await store.close()
     client.close()
     await compat.sleep(0.6)  # let the abandoned threads finish against the closed client
