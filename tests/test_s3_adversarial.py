@@ -567,3 +567,53 @@ async def test_access_denied_on_a_read_only_store_asks_only_for_read_permissions
         with pytest.raises(Exception, match="s3:ListBucket") as raised:
             await store.list_sessions(PROJECT)
     assert "PutObject" not in str(raised.value) and "DeleteObject" not in str(raised.value)
+
+
+async def test_compaction_between_list_and_get_and_an_append_before_the_cache_put_give_no_stale_row(
+    s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process compacts a session right after the lister's ``LIST`` (so the ETag listed is gone when
+    the lister ``GET``s the index), and appends to another session right before the lister writes the cache
+    (so a row it writes is stale at once). That listing shows each session as it was when its index was read,
+    and the next one, from the cache, shows the append."""
+    monkeypatch.setattr(s3_module, "LISTING_REWRITE_MIN_GETS", 1)
+    async with store_for(s3_endpoint, s3_bucket) as writer:
+        for step in range(3):
+            await writer.append(session("compacted"), [entry(f"c{step}", customTitle=f"c{step}")])
+        await writer.append(session("renamed"), [entry("r0", customTitle="before")])
+    other = store_for(s3_endpoint, s3_bucket)
+    client: Any = s3_client(s3_endpoint)
+    done: list[str] = []
+
+    def compact_after_list(parsed: dict[str, Any], **_: Any) -> None:
+        prefix = str(parsed.get("Prefix", ""))
+        if prefix.endswith(("%index/", "%25index%2F")) and "compacted" not in done:
+            done.append("compacted")
+            assert other._compact_key(PROJECT, "compacted", None) == 3
+
+    def append_before_cache_put(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"].endswith("%listing.json") and "renamed" not in done:
+            done.append("renamed")
+            other._write_blocking(session("renamed"), None, [entry("r1", customTitle="after")], None)
+
+    client.meta.events.register("after-call.s3.ListObjectsV2", compact_after_list)
+    client.meta.events.register("provide-client-params.s3.PutObject", append_before_cache_put)
+    try:
+        async with S3SessionStore(s3_bucket, client=client) as lister:
+            first = {
+                row["session_id"]: row["data"]["custom_title"] for row in await lister.list_session_summaries(PROJECT)
+            }
+            assert done == ["compacted", "renamed"]
+            assert first == {"compacted": "c2", "renamed": "before"}
+            second = {row["session_id"]: row for row in await lister.list_session_summaries(PROJECT)}
+            assert {session_id: row["data"]["custom_title"] for session_id, row in second.items()} == {
+                "compacted": "c2",
+                "renamed": "after",
+            }
+            listed = {row["session_id"]: row["mtime"] for row in await lister.list_sessions(PROJECT)}
+            assert listed == {session_id: row["mtime"] for session_id, row in second.items()}
+            assert await lister.load(session("compacted")) == [
+                entry(f"c{step}", customTitle=f"c{step}") for step in range(3)
+            ]
+    finally:
+        await other.close()
