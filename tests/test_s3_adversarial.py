@@ -19,7 +19,7 @@ import psycopg
 import pytest
 import test_s3
 from servers import free_port, s3_client
-from test_s3 import entry, keyed_client, objects, put_sdk_part, store_for
+from test_s3 import compat_run, entry, keyed_client, objects, put_sdk_part, store_for
 
 import compat
 from session_store import fork_session_via_store, project_key_for_directory, prune_sessions
@@ -617,3 +617,44 @@ async def test_compaction_between_list_and_get_and_an_append_before_the_cache_pu
             ]
     finally:
         await other.close()
+
+
+def test_the_clis_reading_commands_write_no_object_on_s3(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> None:
+    """``session-store list``, ``show`` and ``subagents`` on a project big enough that a writable listing would
+    write the listing cache: the bucket is byte for byte as before (no cache, no adoption, no index)."""
+    from test_cli import ClaudeHome, Cli
+    from test_s3 import cli_env
+
+    home = ClaudeHome(tmp_path / "claude" / "projects", tmp_path / "app")
+    home.workdir.mkdir()
+    project = project_key_for_directory(str(home.workdir))
+    sdk_session = str(uuid.uuid4())
+    put_sdk_part(
+        s3_endpoint,
+        s3_bucket,
+        f"team/{project}/{sdk_session}/part-1733500000000-abcdef.jsonl",
+        [json.dumps(line) for line in transcript(sdk_session)],
+    )
+
+    async def seed() -> list[str]:
+        ids = [str(uuid.uuid4()) for _ in range(70)]
+        async with store_for(s3_endpoint, s3_bucket, prefix="team") as writer:
+            for session_id in ids:
+                await writer.append(session(session_id, project), transcript(session_id))
+        return ids
+
+    ids: list[str] = compat_run(seed)
+    client: Any = s3_client(s3_endpoint)
+    before = {name: client.head_object(Bucket=s3_bucket, Key=name)["ETag"] for name in objects(s3_endpoint, s3_bucket)}
+    cli = Cli(
+        cli_env(tmp_path, CLAUDE_CONFIG_DIR=str(home.projects.parent)),
+        f"s3://{s3_bucket}/team?endpoint_url={s3_endpoint}",
+        home.workdir,
+    )
+    for _ in range(2):
+        assert len(cli.json("list")) == 71
+    assert "hello" in cli.ok("show", sdk_session)
+    assert "hello" in cli.ok("show", ids[0])
+    cli.ok("subagents", ids[0])
+    after = {name: client.head_object(Bucket=s3_bucket, Key=name)["ETag"] for name in objects(s3_endpoint, s3_bucket)}
+    assert after == before
