@@ -297,7 +297,8 @@ async def fork_session_via_store(
     try:
         await session_store.append(new_key, cast("list[SessionStoreEntry]", forked))
     except BaseException as error:  # cancellation included: the append may have landed, in part or whole
-        await _undo_partial_fork(session_store, new_key, error)
+        if getattr(session_store, "read_only", False) is not True:  # a read-only store wrote nothing to undo
+            await _undo_partial_fork(session_store, new_key, error)
         raise
     return ForkSessionResult(session_id=new_session_id)
 

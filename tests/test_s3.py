@@ -193,8 +193,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import compat
-    from session_store.adapters import s3 as s3_module
-from session_store.adapters.s3 import S3SessionStore
+    from session_store.adapters.s3 import S3SessionStore
 
     endpoint, bucket, name, backend = sys.argv[1:5]
 
@@ -608,3 +607,14 @@ async def test_listers_racing_appenders_never_leave_a_stale_row_behind(
     finally:
         for store in stores:
             await store.close()
+
+
+async def test_object_names_over_s3s_limit_are_refused_before_any_request(s3_endpoint: str, s3_bucket: str) -> None:
+    long_id = "s" * 980  # the index name adds the project folder, "%index/" and ".json": over 1,024 bytes
+    async with store_for(s3_endpoint, s3_bucket, prefix="team") as store:
+        with pytest.raises(ValueError, match=r"would be 1,0\d\d bytes long, over the 1,024 bytes S3 allows: shorten"):
+            await store.append({"project_key": PROJECT, "session_id": long_id}, [entry("u1")])
+        fits = "s" * 900
+        await store.append({"project_key": PROJECT, "session_id": fits}, [entry("u1")])
+        assert await store.load({"project_key": PROJECT, "session_id": fits}) == [entry("u1")]
+    assert not [name for name in objects(s3_endpoint, s3_bucket) if long_id in name]

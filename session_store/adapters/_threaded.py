@@ -199,6 +199,8 @@ class ThreadedSessionStore(SessionStore):
             deleted = await self._call(self._prune_one_blocking, project_key, session_id, mtime, before_ms)
             if deleted is not None:
                 pruned.append({"session_id": session_id, "mtime": deleted})
+        if pruned:
+            await self._call(self._after_prune_blocking, project_key)
         return pruned
 
     async def close(self) -> None:
@@ -260,6 +262,9 @@ class ThreadedSessionStore(SessionStore):
     def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
         """The (session id, mtime) of the project's sessions whose mtime is before ``before_ms``: an index range."""
         raise NotImplementedError
+
+    def _after_prune_blocking(self, project_key: str) -> None:
+        """Tidy the project once ``prune_project`` deleted sessions from it (nothing to do by default)."""
 
     def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
         """Delete the session whole if its mtime is still before ``before_ms`` (atomically against appends);

@@ -46,9 +46,11 @@ after :data:`ORPHAN_GRACE_SECONDS`. Readers take the parts an index names; a par
 listing cache (one ``GET``); a session whose cached row carries the ETag just listed is taken from the cache,
 any other is read from its index (16 ``GET``s in flight). A listing that needed many such ``GET``s
 (:data:`LISTING_REWRITE_MIN_GETS`, and one in 32 sessions) rewrites the cache. The cache is never trusted
-beyond its ETags: a stale, damaged, forged or missing cache costs ``GET``s, never a wrong row; a refused write
-(read-only credentials) is logged at debug level and the listing goes on; two listers writing it at once each
-write rows that are correct for their ETags.
+beyond its ETags: a stale, damaged or missing cache costs ``GET``s, never a wrong row (a row forged with an
+index's current ETag would be believed, but forging it takes the same write access as forging the index); a
+refused write (read-only credentials) is logged at debug level and the listing goes on; two listers writing it
+at once each write rows that are correct for their ETags. Once a project has no session left (deleted, pruned,
+or found empty by a listing), its cache is deleted too, so the project leaves no object.
 
 **Compaction** (:meth:`S3SessionStore.compact`, ``session-store compact``): per key, all committed parts are
 merged into one new part, the index is swapped to name only it (``If-Match``: a concurrent append makes it
@@ -74,7 +76,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar, cast
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import compat
 
@@ -89,7 +91,7 @@ from ._threaded import ThreadedSessionStore, encode_entry, entry_uuid, require_d
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-__all__ = ["MAX_COMMIT_ATTEMPTS", "ORPHAN_GRACE_SECONDS", "S3SessionStore"]
+__all__ = ["MAX_COMMIT_ATTEMPTS", "MAX_OBJECT_NAME_BYTES", "ORPHAN_GRACE_SECONDS", "S3SessionStore"]
 
 T = TypeVar("T")
 
@@ -102,6 +104,11 @@ ORPHAN_GRACE_SECONDS = 3600.0
 """An uncommitted part (its writer crashed, or lost the race) older than this is removed by ``compact``."""
 
 MAX_PARALLEL_FETCHES = 16
+
+MAX_OBJECT_NAME_BYTES = 1024
+"""S3's limit on an object name (UTF-8 bytes); an append whose object names would be longer raises ValueError."""
+
+_PART_NAME_BYTES = len("part-0000000000000-000000-ss.jsonl")
 
 LISTING_REWRITE_MIN_GETS = 64
 """A listing rewrites the project's listing cache when it had to ``GET`` at least this many indexes (and at
@@ -164,7 +171,16 @@ _ACCESS_DENIED = (
     "access to bucket {bucket!r} at {where} was denied for these credentials: the store needs s3:ListBucket on the "
     "bucket and s3:GetObject, s3:PutObject and s3:DeleteObject on 'arn:aws:s3:::{bucket}/{prefix}*'"
 )
+_ACCESS_CODES = frozenset({"AccessDenied", "AllAccessDisabled"})
+_ACCESS_DENIED_READ_ONLY = (
+    "access to bucket {bucket!r} at {where} was denied for these credentials: the store, opened read-only, needs "
+    "s3:ListBucket on the bucket and s3:GetObject on 'arn:aws:s3:::{bucket}/{prefix}*'"
+)
 _SETUP_ERRORS = {
+    "KeyTooLongError": (
+        "an object name of this store would be longer than the 1,024 bytes S3 allows: shorten the store prefix, "
+        "the project key, the session id or the subpath"
+    ),
     "NoSuchBucket": (
         "bucket {bucket!r} does not exist at {where}: create it (aws s3 mb s3://{bucket}) or fix the bucket in the "
         "store URL"
@@ -274,10 +290,12 @@ class S3SessionStore(ThreadedSessionStore):
 
         try:
             return await super()._call(fn, *args)
-        except EndpointConnectionError as error:
+        except EndpointConnectionError:
+            # "from None": botocore's message holds the endpoint URL as given, password included
             raise ConnectionError(
-                f"cannot reach the object store for bucket {self.bucket!r} (is the endpoint up and the URL right?)"
-            ) from error
+                f"cannot reach the object store at {self._where()} for bucket {self.bucket!r} (is the endpoint up "
+                "and the URL right?)"
+            ) from None
         except NoCredentialsError as error:
             raise _no_credentials() from error
         except ClientError as error:
@@ -286,18 +304,26 @@ class S3SessionStore(ThreadedSessionStore):
                 raise
             raise explained from error
 
+    def _where(self) -> str:
+        """The endpoint, for messages: redacted, or "AWS S3" for Amazon's own endpoints."""
+        endpoint = self._endpoint_url
+        if endpoint is None and self._built_client is not None:
+            endpoint = getattr(getattr(self._built_client, "meta", None), "endpoint_url", None)
+        if not endpoint or (urlsplit(endpoint).hostname or "").endswith(".amazonaws.com"):
+            return "AWS S3"
+        return redact_url(endpoint)
+
     def _explained(self, error: Any) -> Exception | None:
         """The same ``ClientError`` with a message naming the bucket, the endpoint and the fix, for the errors an
         operator meets when setting a store up (bucket, credentials, permissions); None for any other."""
         from botocore.exceptions import ClientError
 
         code = error.response.get("Error", {}).get("Code")
-        text = _SETUP_ERRORS.get(code)
+        text = _ACCESS_DENIED_READ_ONLY if code in _ACCESS_CODES and self.read_only else _SETUP_ERRORS.get(code)
         if text is None:
             return None
-        where = redact_url(self._endpoint_url) if self._endpoint_url else "AWS S3"
         response = {**error.response, "Error": {**error.response["Error"]}}
-        response["Error"]["Message"] = text.format(bucket=self.bucket, where=where, prefix=self.prefix or "")
+        response["Error"]["Message"] = text.format(bucket=self.bucket, where=self._where(), prefix=self.prefix or "")
         explained: Exception = ClientError(response, error.operation_name)
         return explained
 
@@ -528,6 +554,12 @@ class S3SessionStore(ThreadedSessionStore):
         project_key, session_id = key["project_key"], key["session_id"]
         index_name = self._index_name(project_key, session_id, subpath)
         key_dir = self._key_dir(project_key, session_id, subpath)
+        longest = max(len(index_name.encode()), len(key_dir.encode()) + _PART_NAME_BYTES)
+        if longest > MAX_OBJECT_NAME_BYTES:
+            raise ValueError(
+                f"the object names of {key!r} would be {longest:,} bytes long, over the {MAX_OBJECT_NAME_BYTES:,} "
+                "bytes S3 allows: shorten the store prefix, the project key, the session id or the subpath"
+            )
         for entry in entries:
             encode_entry(entry)  # refuses what JSON cannot carry, before any request
         # Optimistic first attempt: what this store last committed or read is usually still current, and
@@ -619,18 +651,39 @@ class S3SessionStore(ThreadedSessionStore):
     def _listing_name(self, project_key: str) -> str:
         return f"{self._project_dir(project_key)}{_LISTING}"
 
-    def _read_listing(self, project_key: str) -> dict[str, Any]:
-        """The project's listing cache (session id -> [index ETag, mtime, summary]); empty when absent or
-        damaged (it is only a cache: every row is checked against the index's current ETag before use)."""
+    def _read_listing(self, project_key: str) -> tuple[dict[str, Any], bool]:
+        """The project's listing cache (session id -> [index ETag, mtime, summary]), empty when absent or
+        damaged (it is only a cache: every row is checked against the index's current ETag before use); and
+        whether the object exists."""
         found = self._get(self._listing_name(project_key))
         if found is None:
-            return {}
+            return {}, False
         try:
             data = json.loads(found[0])
             sessions = data["sessions"] if data.get("v") == 1 else {}
         except (ValueError, TypeError, KeyError, AttributeError):
-            return {}
-        return sessions if isinstance(sessions, dict) else {}
+            return {}, True
+        return (sessions if isinstance(sessions, dict) else {}), True
+
+    def _drop_listing(self, project_key: str) -> None:
+        """Delete the listing cache of a project with no session left, so the project leaves no object behind;
+        a refusal (credentials that may only read) is not an error, as for its writes."""
+        from botocore.exceptions import ClientError
+
+        if self.read_only:
+            return
+        try:
+            self._delete_objects([self._listing_name(project_key)])
+        except (ClientError, RuntimeError) as error:
+            _log.debug("the listing cache of %r was not removed (%s); listings still work", project_key, error)
+
+    def _tidy_project(self, project_key: str) -> None:
+        """After a session went: drop the listing cache when no session of the project is left (one
+        ``ListObjectsV2`` of at most one key)."""
+        prefix = f"{self._project_dir(project_key)}%index/"
+        response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
+        if not response.get("Contents"):
+            self._drop_listing(project_key)
 
     def _write_listing(self, project_key: str, rows: dict[str, list[Any]]) -> None:
         """Replace the listing cache; a refusal (read-only credentials, say) only costs the next listing its
@@ -675,12 +728,15 @@ class S3SessionStore(ThreadedSessionStore):
         """
         listed: list[tuple[str, str]] = []
         cached: dict[str, Any] = {}
+        cache_exists = False
 
         async def list_indexes() -> None:
             listed.extend(await self._call(self._listed_indexes, project_key))
 
         async def read_cache() -> None:
-            cached.update(await self._call(self._read_listing, project_key))
+            nonlocal cache_exists
+            rows, cache_exists = await self._call(self._read_listing, project_key)
+            cached.update(rows)
 
         await _each([list_indexes, read_cache], lambda step: step())
         rows: dict[str, list[Any]] = {}
@@ -699,12 +755,12 @@ class S3SessionStore(ThreadedSessionStore):
                 rows[session_id] = [etag, int(index.get("mtime") or 0), index.get("summary")]
 
         await _each(missing, fetch)
-        if len(missing) >= max(LISTING_REWRITE_MIN_GETS, len(listed) // 32):
+        if not rows:
+            if cache_exists:  # every session was deleted: the cache goes too, and the project with it
+                await self._call(self._drop_listing, project_key)
+        elif len(missing) >= max(LISTING_REWRITE_MIN_GETS, len(listed) // 32):
             ordered = {session_id: rows[session_id] for session_id, _ in listed if session_id in rows}
             await self._call(self._write_listing, project_key, ordered)
-        elif not listed and cached and not self.read_only:
-            # every session was deleted: the cache goes too, so the project leaves no object behind
-            await self._call(self._delete_objects, [self._listing_name(project_key)])
         return [session_id for session_id, _ in listed], rows
 
     async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
@@ -753,12 +809,14 @@ class S3SessionStore(ThreadedSessionStore):
     # -- delete, compaction, retention ----------------------------------------------------------------------
 
     def _delete_blocking(self, project_key: str, session_id: str, subpath: str | None) -> None:
-        self._delete_key(project_key, session_id, subpath, if_match=None)
+        if self._delete_key(project_key, session_id, subpath, if_match=None) and subpath is None:
+            self._tidy_project(project_key)
 
     def _delete_key(self, project_key: str, session_id: str, subpath: str | None, *, if_match: str | None) -> bool:
         """Delete the key (the whole session without a subpath); False when ``if_match`` no longer holds.
 
-        The index goes first, so the key leaves every listing and load at once; its parts follow.
+        The index goes first, so the key leaves every listing and load at once; its parts follow. (The caller
+        tidies the project afterwards: :meth:`_tidy_project`.)
         """
         from botocore.exceptions import ClientError
 
@@ -881,6 +939,9 @@ class S3SessionStore(ThreadedSessionStore):
             return None
         deleted = self._delete_key(project_key, session_id, None, if_match=etag)
         return mtime if deleted else None
+
+    def _after_prune_blocking(self, project_key: str) -> None:
+        self._tidy_project(project_key)
 
 
 async def _each(items: Iterable[T], fn: Callable[[T], Awaitable[None]]) -> None:
