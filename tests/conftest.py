@@ -61,6 +61,7 @@ DOOR_MODULES = frozenset(
         "test_read_only_stores",
         "test_real_corpus",
         "test_s3",
+        "test_s3_adversarial",
         "test_sdk_e2e",
         "test_sqlite_readonly",
     }
