@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import time
 import traceback
@@ -41,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, so the throwaway servers and folders are removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     backends = ("asyncio", "trio") if args.backend == "both" else (args.backend,)
     names = list(SUITES) if args.suite == "all" else [args.suite]
     failed: list[str] = []
