@@ -90,7 +90,8 @@ def postgres_floor(url: str, statements: Any, batches: list[list[dict[str, Any]]
     with psycopg.connect(url, autocommit=True) as conn:
         started = time.perf_counter()
         for batch in batches:
-            params = (PROJECT, session_id, "", [e["uuid"] for e in batch], [json.dumps(e) for e in batch])
+            uuids, lines = [e["uuid"] for e in batch], [json.dumps(e) for e in batch]
+            params = (PROJECT, session_id, "", uuids, lines, [None] * len(batch))  # no content_hash: all have uuids
             with conn.pipeline(), conn.transaction():
                 conn.execute(statements.create_summary_row, (PROJECT, session_id))
                 row = conn.execute(statements.lock_summary_row, (PROJECT, session_id))
@@ -124,7 +125,7 @@ def redis_floor(url: str, keys: Any, batches: list[list[dict[str, Any]]], sessio
                 pipe.set(keys.summary, json.dumps({"mtime": mtime, "data": SUMMARY_JSON}))
                 pipe.execute()
             summary_json = json.dumps({"mtime": mtime, "data": SUMMARY_JSON})
-            confirm(keys=[keys.index, keys.summaries], args=[session_id, mtime, summary_json])
+            confirm(keys=keys.project, args=[session_id, mtime, summary_json])
         return time.perf_counter() - started
     finally:
         client.close()
