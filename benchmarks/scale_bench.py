@@ -89,8 +89,16 @@ def memory_adapter() -> Adapter:
 
 
 # ----------------------------------------------------------------------------------------------------- seeding
-async def seed_listing(store: SessionStore, start: int, stop: int, concurrency: int) -> None:
-    """Sessions ``start`` .. ``stop - 1`` of the listing project, one entry each, ``concurrency`` in flight."""
+async def seed_listing(
+    store: SessionStore,
+    start: int,
+    stop: int,
+    concurrency: int,
+    append: Callable[[SessionKey, list[dict[str, Any]]], Awaitable[Any]] | None = None,
+) -> None:
+    """Sessions ``start`` .. ``stop - 1`` of the listing project, one entry each, ``concurrency`` in flight,
+    written by ``append`` (default: the store's)."""
+    write = append if append is not None else store.append
     next_index = start
 
     async def worker() -> None:
@@ -100,7 +108,7 @@ async def seed_listing(store: SessionStore, start: int, stop: int, concurrency: 
             next_index += 1
             session_id = new_id()
             key: SessionKey = {"project_key": LIST_PROJECT, "session_id": session_id}
-            await store.append(key, transcript(session_id, 1, cwd=PROJECT_CWD, start=float(index)))
+            await write(key, transcript(session_id, 1, cwd=PROJECT_CWD, start=float(index)))
 
     async with compat.create_task_group() as group:
         for _ in range(concurrency):
@@ -114,7 +122,6 @@ async def seed_listing_s3(store: SessionStore, start: int, stop: int, concurrenc
     server answers by scanning every key of the bucket, so seeding 100,000 sessions through ``append`` would
     take hours there (it is one cheap request on a real endpoint)."""
     s3: Any = store
-    next_index = start
 
     def write(key: SessionKey, entries: list[dict[str, Any]]) -> None:
         part = s3._key_dir(key["project_key"], key["session_id"], None) + s3._new_part_name([])
@@ -123,18 +130,10 @@ async def seed_listing_s3(store: SessionStore, start: int, stop: int, concurrenc
         if s3._put_index(s3._index_name(key["project_key"], key["session_id"], None), index, None) is None:
             raise RuntimeError(f"seeding found {key!r} already there")
 
-    async def worker() -> None:
-        nonlocal next_index
-        while next_index < stop:
-            index = next_index
-            next_index += 1
-            session_id = new_id()
-            key: SessionKey = {"project_key": LIST_PROJECT, "session_id": session_id}
-            await s3._call(write, key, transcript(session_id, 1, cwd=PROJECT_CWD, start=float(index)))
+    async def append(key: SessionKey, entries: list[dict[str, Any]]) -> None:
+        await s3._call(write, key, entries)
 
-    async with compat.create_task_group() as group:
-        for _ in range(concurrency):
-            group.start_soon(worker)
+    await seed_listing(store, start, stop, concurrency, append)
 
 
 async def seed_load(store: SessionStore, size: int) -> SessionKey:

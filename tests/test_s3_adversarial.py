@@ -62,8 +62,8 @@ async def test_pruning_every_session_of_a_project_leaves_no_object_and_no_projec
     s3_endpoint: str, s3_bucket: str
 ) -> None:
     """A user prunes a project whose listing cache exists (any project listed once with 64+ sessions).
-    Now: every session goes, but ``%listing.json`` stays; ``list_projects()`` (and so the next
-    ``prune --older-than`` over every project) still reports the project. Should: the last session's removal
+    Before the fix: every session goes, but ``%listing.json`` stays; ``list_projects()`` (and so the next
+    ``prune --older-than`` over every project) still reports the project. It should, and does: the last session's removal
     leaves no object, as ``delete`` followed by a listing already does."""
     async with store_for(s3_endpoint, s3_bucket) as store:
         for number in range(70):
@@ -80,9 +80,9 @@ async def test_a_listing_racing_the_deletion_of_every_session_leaves_no_permanen
     s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One process lists while another deletes every session of the project between the lister's ``LIST`` and
-    its ``GET``s (here: right after the ``LIST`` answered). Now: the lister writes ``{"v": 1, "sessions": {}}``, and since later listings only delete a
+    its ``GET``s (here: right after the ``LIST`` answered). Before the fix: the lister writes ``{"v": 1, "sessions": {}}``, and since later listings only delete a
     cache that has rows, the project is a ghost for good: ``list_projects()`` names it and the object never
-    goes. Should: an empty project leaves no object once listed again (or no empty cache is ever written)."""
+    goes. It should, and does: an empty project leaves no object once listed again (or no empty cache is ever written)."""
     monkeypatch.setattr(s3_module, "LISTING_REWRITE_MIN_GETS", 1)
     async with store_for(s3_endpoint, s3_bucket) as writer:
         for number in range(3):
@@ -205,9 +205,9 @@ async def test_a_listing_cancelled_at_any_point_leaves_nothing_a_later_listing_b
 
 async def test_an_unreachable_endpoint_with_a_password_never_shows_it_in_the_traceback() -> None:
     """A library user points the store at ``http://user:PASSWORD@host:port`` (an S3-compatible gateway behind
-    basic auth) that is down, and logs the error with ``logger.exception``. Now: the ConnectionError's own line
+    basic auth) that is down, and logs the error with ``logger.exception``. Before the fix: the ConnectionError's own line
     is clean but its ``__cause__`` (printed in every traceback) is ``Could not connect to the endpoint URL:
-    "http://user:PASSWORD@..."``. Should: no part of the traceback holds the password (redact the cause, or
+    "http://user:PASSWORD@..."``. It should, and does: no part of the traceback holds the password (redact the cause, or
     raise ``from None`` with the redacted endpoint in the message)."""
     endpoint = f"http://user:hunter2-secret@127.0.0.1:{free_port()}"
     async with S3SessionStore("some-bucket", endpoint_url=endpoint) as store:
@@ -281,10 +281,10 @@ async def test_a_read_only_s3_store_refuses_prune_fork_and_import_and_the_bucket
 async def test_a_fork_refused_by_a_read_only_store_does_not_claim_a_partial_fork(
     s3_endpoint: str, s3_bucket: str
 ) -> None:
-    """A user forks through a store opened read-only. Now: ``PermissionError`` with the note "the fork <id> may
+    """A user forks through a store opened read-only. Before the fix: ``PermissionError`` with the note "the fork <id> may
     be partly written: removing it failed (PermissionError: ...); delete session <id> ... once the store is
     reachable", sending them to look for a session that does not exist (the append was refused before any
-    request). Should: the ``PermissionError`` alone (skip the undo for an error raised before anything was
+    request). It should, and does: the ``PermissionError`` alone (skip the undo for an error raised before anything was
     sent, e.g. PermissionError)."""
     directory = "/home/user/adversary"
     project = project_key_for_directory(directory)
@@ -468,8 +468,8 @@ async def test_closing_a_store_right_after_a_cancelled_listing_leaves_no_thread_
 async def test_a_refused_delete_of_an_emptied_projects_cache_is_not_an_error(s3_endpoint: str, s3_bucket: str) -> None:
     """A dashboard lists with credentials that may only read, through a store opened the library's default way
     (``read_only`` not passed), a project whose sessions were all deleted (or pruned) elsewhere while its
-    listing cache stayed. Now: ``list_sessions`` raises the AccessDenied of the cache's removal. The docs say a
-    refused cache write is logged at debug level and the listing goes on. Should: ``[]`` (catch the refusal of
+    listing cache stayed. Before the fix: ``list_sessions`` raises the AccessDenied of the cache's removal. The docs say a
+    refused cache write is logged at debug level and the listing goes on. It should, and does: ``[]`` (catch the refusal of
     that delete like a refused cache ``PUT``)."""
     from botocore.exceptions import ClientError
 
@@ -492,8 +492,8 @@ async def test_a_refused_delete_of_an_emptied_projects_cache_is_not_an_error(s3_
 
 
 async def test_a_setup_error_through_a_callers_client_names_that_clients_endpoint(s3_endpoint: str) -> None:
-    """A caller passes their own boto3 client for an S3-compatible server and the bucket is missing. Now: the
-    message says the bucket does not exist "at AWS S3", sending them to the wrong service. Should: the client's
+    """A caller passes their own boto3 client for an S3-compatible server and the bucket is missing. Before the fix: the
+    message says the bucket does not exist "at AWS S3", sending them to the wrong service. It should, and does: the client's
     endpoint (redacted), here ``http://127.0.0.1:...``."""
     async with S3SessionStore("no-such-bucket-adv", client=s3_client(s3_endpoint)) as store:
         with pytest.raises(Exception, match=r"does not exist at http://127\.0\.0\.1"):
@@ -503,8 +503,8 @@ async def test_a_setup_error_through_a_callers_client_names_that_clients_endpoin
 async def test_access_denied_on_a_read_only_store_asks_only_for_read_permissions(
     credential_checking_server: tuple[str, str, str, str],
 ) -> None:
-    """``session-store list`` (a read-only store) with credentials that may do nothing. Now: "the store needs
-    s3:ListBucket ... and s3:GetObject, s3:PutObject and s3:DeleteObject". Should: a read-only store names
+    """``session-store list`` (a read-only store) with credentials that may do nothing. Before the fix: "the store needs
+    s3:ListBucket ... and s3:GetObject, s3:PutObject and s3:DeleteObject". It should, and does: a read-only store names
     s3:ListBucket and s3:GetObject only."""
     endpoint, bucket, key_id, secret = credential_checking_server
     async with S3SessionStore(bucket, client=keyed_client(endpoint, key_id, secret), read_only=True) as store:
