@@ -339,11 +339,18 @@ class S3SessionStore(ThreadedSessionStore):
         session_dir = self._session_dir(project_key, session_id)
         return session_dir if subpath is None else f"{session_dir}{subpath}/"
 
+    def _main_indexes(self, project_key: str) -> str:
+        """The folder of the project's main indexes."""
+        return f"{self._project_dir(project_key)}%index/"
+
+    def _sub_indexes(self, project_key: str, session_id: str) -> str:
+        """The folder of one session's subkey indexes."""
+        return f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/"
+
     def _index_name(self, project_key: str, session_id: str, subpath: str | None) -> str:
-        project_dir = self._project_dir(project_key)
         if subpath is None:
-            return f"{project_dir}%index/{_escape(session_id)}.json"
-        return f"{project_dir}%sub/{_escape(session_id)}/{_flat(subpath)}.json"
+            return f"{self._main_indexes(project_key)}{_escape(session_id)}.json"
+        return f"{self._sub_indexes(project_key, session_id)}{_flat(subpath)}.json"
 
     def _new_part_name(self, after: list[str]) -> str:
         """A fresh part name that sorts after ``after`` (the key's parts) and after this store's last one."""
@@ -445,15 +452,23 @@ class S3SessionStore(ThreadedSessionStore):
         options = {"Delimiter": "/"} if delimiter else {}
         yield from paginator.paginate(Bucket=self.bucket, Prefix=prefix, **options)
 
-    def _children(self, prefix: str) -> list[tuple[str, Any]]:
-        """(name relative to ``prefix``, LastModified) of the objects directly under ``prefix``."""
-        children = []
+    def _direct(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(name relative to ``prefix``, listing item) of each object directly under ``prefix``."""
         for page in self._list(prefix, delimiter=True):
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]
                 if name and "/" not in name:  # some S3-compatibles ignore Delimiter
-                    children.append((name, item["LastModified"]))
-        return children
+                    yield name, item
+
+    def _children(self, prefix: str) -> list[tuple[str, Any]]:
+        """(name relative to ``prefix``, LastModified) of the objects directly under ``prefix``."""
+        return [(name, item["LastModified"]) for name, item in self._direct(prefix)]
+
+    def _indexes_under(self, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(decoded name, listing item) of each index object (``NAME.json``) directly under ``prefix``."""
+        for name, item in self._direct(prefix):
+            if name.endswith(".json"):
+                yield unquote(name[: -len(".json")]), item
 
     def _sdk_parts(self, key_dir: str) -> list[tuple[str, Any]]:
         """The SDK example's parts directly under ``key_dir``, in order."""
@@ -496,7 +511,7 @@ class S3SessionStore(ThreadedSessionStore):
 
     def _forget_session(self, project_key: str, session_id: str) -> None:
         main = self._index_name(project_key, session_id, None)
-        subs = f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/"
+        subs = self._sub_indexes(project_key, session_id)
         with self._states_lock:
             for name in [name for name in self._states if name == main or name.startswith(subs)]:
                 del self._states[name]
@@ -639,14 +654,7 @@ class S3SessionStore(ThreadedSessionStore):
 
     def _listed_indexes(self, project_key: str) -> list[tuple[str, str]]:
         """(session id, ETag) of every main index committed here: one ``ListObjectsV2`` per 1,000 sessions."""
-        prefix = f"{self._project_dir(project_key)}%index/"
-        listed: list[tuple[str, str]] = []
-        for page in self._list(prefix, delimiter=True):
-            for item in page.get("Contents", []):
-                name = item["Key"][len(prefix) :]
-                if name.endswith(".json") and "/" not in name:
-                    listed.append((unquote(name[: -len(".json")]), item["ETag"]))
-        return listed
+        return [(session_id, item["ETag"]) for session_id, item in self._indexes_under(self._main_indexes(project_key))]
 
     def _listing_name(self, project_key: str) -> str:
         return f"{self._project_dir(project_key)}{_LISTING}"
@@ -680,7 +688,7 @@ class S3SessionStore(ThreadedSessionStore):
     def _tidy_project(self, project_key: str) -> None:
         """After a session went: drop the listing cache when no session of the project is left (one
         ``ListObjectsV2`` of at most one key)."""
-        prefix = f"{self._project_dir(project_key)}%index/"
+        prefix = self._main_indexes(project_key)
         response = self._client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1)
         if not response.get("Contents"):
             self._drop_listing(project_key)
@@ -791,13 +799,7 @@ class S3SessionStore(ThreadedSessionStore):
         ]
 
     def _list_subkeys_blocking(self, project_key: str, session_id: str) -> list[str]:
-        prefix = f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/"
-        subpaths: set[str] = set()
-        for page in self._list(prefix, delimiter=True):
-            for item in page.get("Contents", []):
-                name = item["Key"][len(prefix) :]
-                if name.endswith(".json") and "/" not in name:
-                    subpaths.add(unquote(name[: -len(".json")]))
+        subpaths = {subpath for subpath, _ in self._indexes_under(self._sub_indexes(project_key, session_id))}
         session_dir = self._session_dir(project_key, session_id)
         for page in self._list(session_dir, delimiter=False):  # the SDK example's subagent parts
             for item in page.get("Contents", []):
@@ -839,7 +841,7 @@ class S3SessionStore(ThreadedSessionStore):
         names: list[str] = []
         for prefix in (
             self._session_dir(project_key, session_id),
-            f"{self._project_dir(project_key)}%sub/{_escape(session_id)}/",
+            self._sub_indexes(project_key, session_id),
         ):
             for page in self._list(prefix, delimiter=False):
                 names.extend(item["Key"] for item in page.get("Contents", []))
@@ -916,14 +918,11 @@ class S3SessionStore(ThreadedSessionStore):
     def _prune_candidates_blocking(self, project_key: str, before_ms: int) -> list[tuple[str, int]]:
         """Sessions whose main index was last written before ``before_ms``: one ``ListObjectsV2`` of ``%index/``
         per 1,000 sessions, no object read (an index is rewritten by every append and by compaction)."""
-        prefix = f"{self._project_dir(project_key)}%index/"
         found: list[tuple[str, int]] = []
-        for page in self._list(prefix, delimiter=True):
-            for item in page.get("Contents", []):
-                name = item["Key"][len(prefix) :]
-                written = _epoch_ms(item["LastModified"])
-                if name.endswith(".json") and "/" not in name and written < before_ms:
-                    found.append((unquote(name[: -len(".json")]), written))
+        for session_id, item in self._indexes_under(self._main_indexes(project_key)):
+            written = _epoch_ms(item["LastModified"])
+            if written < before_ms:
+                found.append((session_id, written))
         return found
 
     def _prune_one_blocking(self, project_key: str, session_id: str, seen_mtime: int, before_ms: int) -> int | None:
